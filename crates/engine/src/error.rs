@@ -1,0 +1,41 @@
+use std::path::PathBuf;
+
+/// Every way the engine can fail. The server maps these to HTTP statuses in one place
+/// (`upres_server::error`), the CLI prints them.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "ONNX Runtime library could not be loaded from {path}: {reason}. Run `make setup` (scripts/setup.sh) to install it, or point --ort-library / UPRES_ORT_LIBRARY at libonnxruntime.so"
+    )]
+    RuntimeMissing { path: PathBuf, reason: String },
+    #[error("model file {path} is missing. Run `scripts/setup.sh {model}` to fetch and convert it")]
+    ModelMissing { model: String, path: PathBuf },
+    #[error("unknown model '{0}'")]
+    UnknownModel(String),
+    #[error("model '{model}' cannot upscale by {scale}x (supported: 2, 4)")]
+    UnsupportedScale { model: String, scale: u32 },
+    #[error("input is {size} bytes, more than the limit of {limit} bytes")]
+    InputTooLarge { size: usize, limit: usize },
+    #[error("input image is {width}x{height} pixels, more than the limit of {limit} pixels")]
+    TooManyInputPixels { width: u32, height: u32, limit: u64 },
+    #[error("output would be {width}x{height} = {pixels} pixels, more than the limit of {limit} pixels")]
+    OutputTooLarge { width: u64, height: u64, pixels: u64, limit: u64 },
+    #[error("unsupported image format: {0} (accepted: PNG, JPEG, WebP)")]
+    UnsupportedFormat(String),
+    #[error("corrupt or truncated image: {0}")]
+    CorruptImage(String),
+    #[error("could not encode the output image: {0}")]
+    Encode(String),
+    #[error("inference failed: {0}")]
+    Inference(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl<R> From<ort::Error<R>> for EngineError {
+    fn from(err: ort::Error<R>) -> Self {
+        EngineError::Inference(err.to_string())
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

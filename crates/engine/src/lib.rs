@@ -1,0 +1,182 @@
+//! upres engine: super-resolution with ONNX Runtime, overlapping tiles, alpha kept apart,
+//! codecs with limits, and content moderation.
+
+pub mod alpha;
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod moderation;
+pub mod output;
+pub mod registry;
+pub mod runtime;
+pub mod tiling;
+
+use ort::value::TensorRef;
+
+pub use codec::{decode, encode, Image, Limits, OutputFormat};
+pub use config::EngineArgs;
+pub use error::{EngineError, Result};
+pub use registry::{ModelInfo, SharedSession};
+pub use runtime::Device;
+pub use tiling::TileConfig;
+
+use crate::output::{Layout, Output};
+use crate::registry::Registry;
+use crate::tiling::{Planar, Rect};
+
+/// What to do to one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpscaleRequest {
+    pub model: String,
+    /// 2 or 4.
+    pub scale: u32,
+    /// true: RGBA in gives RGBA out. false: transparency is composited over white first and
+    /// the output is opaque (no alpha channel).
+    pub preserve_alpha: bool,
+}
+
+/// Models, sessions and settings. Shared by all callers (`Send + Sync`).
+pub struct Engine {
+    registry: Registry,
+    tile: TileConfig,
+    limits: Limits,
+    moderation_threshold: f32,
+}
+
+impl Engine {
+    /// Loads ONNX Runtime (once per process) and lists the installed models. Sessions load on
+    /// first use, or with [`Engine::preload`].
+    pub fn new(args: &EngineArgs) -> Result<Self> {
+        let env = runtime::init(&config::resolve(&args.ort_library))?;
+        Ok(Engine {
+            registry: Registry::scan(env, &config::resolve(&args.models_dir), args.threads, args.device)?,
+            tile: args.tile_config().validate()?,
+            limits: args.limits(),
+            moderation_threshold: args.moderation_threshold,
+        })
+    }
+
+    pub fn models(&self) -> impl Iterator<Item = &ModelInfo> {
+        self.registry.models()
+    }
+
+    pub fn model(&self, id: &str) -> Result<&ModelInfo> {
+        self.registry.model(id)
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Loads every session of `model` (and the classifier when `with_classifier`), so the first
+    /// request does not pay for it.
+    pub fn preload(&self, model: &str, with_classifier: bool) -> Result<()> {
+        let info = self.registry.model(model)?;
+        for &scale in &info.native_scales {
+            self.registry.sr_session(&info.id, scale)?;
+        }
+        if with_classifier {
+            self.registry.classifier_session()?;
+        }
+        Ok(())
+    }
+
+    /// Decodes with this engine's limits.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Image> {
+        codec::decode(bytes, &self.limits)
+    }
+
+    /// Checks the model and scale exist and the output area is within the limit, without running.
+    pub fn check(&self, width: u32, height: u32, request: &UpscaleRequest) -> Result<()> {
+        self.registry.model(&request.model)?.plan(request.scale)?;
+        let (w, h) = (u64::from(width) * u64::from(request.scale), u64::from(height) * u64::from(request.scale));
+        if w * h > self.limits.max_output_pixels {
+            return Err(EngineError::OutputTooLarge { width: w, height: h, pixels: w * h, limit: self.limits.max_output_pixels });
+        }
+        Ok(())
+    }
+
+    /// Upscales one decoded image.
+    pub fn upscale(&self, image: &Image, request: &UpscaleRequest) -> Result<Image> {
+        self.upscale_with_progress(image, request, &|_, _| {})
+    }
+
+    /// [`Engine::upscale`], calling `progress(tiles_done, tiles_total)` after each tile.
+    pub fn upscale_with_progress(
+        &self,
+        image: &Image,
+        request: &UpscaleRequest,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<Image> {
+        self.check(image.width(), image.height(), request)?;
+        let (native, downscale) = self.registry.model(&request.model)?.plan(request.scale)?;
+        let session = self.registry.sr_session(&request.model, native)?;
+        let scale = request.scale as usize;
+        let (mut rgb, alpha) = alpha::split(&image.pixels);
+        let layout = Layout::of(&image.pixels, request.preserve_alpha);
+        if let Some(alpha) = &alpha {
+            if layout.alpha {
+                alpha::fill_transparent(&mut rgb, alpha);
+            } else {
+                alpha::composite_over_white(&mut rgb, alpha);
+            }
+        }
+        let (w, h) = (rgb.width, rgb.height);
+        let mut out = Output::new(w * scale, h * scale, layout);
+        let total = tiling::grid(w, h, self.tile).iter().map(Vec::len).sum();
+        let mut done = 0;
+        tiling::upscale(
+            &rgb,
+            self.tile,
+            native as usize,
+            downscale as usize,
+            |tile, rect| {
+                let result = run_sr(&session, tile, rect);
+                done += 1;
+                progress(done, total);
+                result
+            },
+            |y0, rows| out.write_rgb_rows(y0, rows),
+        )?;
+        drop(rgb);
+        if let (Some(alpha), true) = (alpha, layout.alpha) {
+            out.write_alpha(&alpha::upscale(&alpha, w, h, w * scale, h * scale));
+        }
+        Ok(Image { pixels: out.into_image(), icc_profile: image.icc_profile.clone() })
+    }
+
+    /// P(unsafe) of an image, from the open_nsfw classifier.
+    pub fn unsafe_score(&self, image: &Image) -> Result<f32> {
+        let session = self.registry.classifier_session()?;
+        moderation::score(&session, &moderation::preprocess(&image.pixels, true)?)
+    }
+
+    /// Whether a score from [`Engine::unsafe_score`] blocks the image.
+    pub fn is_blocked(&self, score: f32) -> bool {
+        score >= self.moderation_threshold
+    }
+
+    /// The session of one model file, for callers that run it themselves (benchmarks, golden
+    /// checks of the converted model).
+    pub fn session(&self, model: &str, native_scale: u32) -> Result<SharedSession> {
+        self.registry.sr_session(model, native_scale)
+    }
+
+    pub fn classifier(&self) -> Result<SharedSession> {
+        self.registry.classifier_session()
+    }
+}
+
+/// Runs a super-resolution session on one planar RGB tile and copies its output out.
+pub fn run_sr(session: &SharedSession, tile: &[f32], rect: Rect) -> Result<Vec<f32>> {
+    let input = TensorRef::from_array_view(([1usize, 3, rect.h, rect.w], tile))?;
+    let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
+    let outputs = session.run(ort::inputs![input])?;
+    let (_, data) = outputs[0].try_extract_tensor::<f32>()?;
+    Ok(data.to_vec())
+}
+
+/// Upscales planar data with the session directly (no tiling, no alpha), as a reference.
+pub fn run_untiled(session: &SharedSession, input: &Planar) -> Result<Vec<f32>> {
+    run_sr(session, &input.data, Rect { x: 0, y: 0, w: input.width, h: input.height })
+}

@@ -1,0 +1,175 @@
+//! The output raster: filled row band by row band from the tiler (RGB f32, converted as
+//! `round(clamp(v, 0, 1) * MAX)`), then the upscaled alpha, then handed out as a `DynamicImage`
+//! with the input's layout (grey stays grey, 16-bit stays 16-bit).
+
+use image::{DynamicImage, ImageBuffer};
+use rayon::prelude::*;
+
+/// Channel layout and depth of the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub grey: bool,
+    pub alpha: bool,
+    pub sixteen_bit: bool,
+}
+
+impl Layout {
+    pub fn of(pixels: &DynamicImage, keep_alpha: bool) -> Self {
+        let color = pixels.color();
+        Layout {
+            grey: color.channel_count() <= 2,
+            alpha: keep_alpha && color.has_alpha(),
+            sixteen_bit: color.bytes_per_pixel() / color.channel_count() > 1,
+        }
+    }
+    fn channels(self) -> usize {
+        (if self.grey { 1 } else { 3 }) + usize::from(self.alpha)
+    }
+}
+
+/// A channel value type of the output.
+pub trait Sample: Copy + Default + Send + Sync + image::Primitive + 'static {
+    const SCALE: f32;
+    /// `round(clamp(v, 0, 1) * MAX)`, rounding half away from zero.
+    fn from_unit(v: f32) -> Self;
+    fn from_u16(v: u16) -> Self;
+}
+
+impl Sample for u8 {
+    const SCALE: f32 = 255.0;
+    fn from_unit(v: f32) -> Self {
+        (v.clamp(0.0, 1.0) * Self::SCALE).round() as u8
+    }
+    fn from_u16(v: u16) -> Self {
+        ((u32::from(v) * 255 + 32767) / 65535) as u8
+    }
+}
+
+impl Sample for u16 {
+    const SCALE: f32 = 65535.0;
+    fn from_unit(v: f32) -> Self {
+        (v.clamp(0.0, 1.0) * Self::SCALE).round() as u16
+    }
+    fn from_u16(v: u16) -> Self {
+        v
+    }
+}
+
+/// Rec. 709 luma, as the `image` crate converts RGB to grey.
+fn luma(rgb: &[f32]) -> f32 {
+    0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+}
+
+pub struct Raster<T> {
+    width: usize,
+    height: usize,
+    layout: Layout,
+    data: Vec<T>,
+}
+
+impl<T: Sample> Raster<T> {
+    pub fn new(width: usize, height: usize, layout: Layout) -> Self {
+        Raster { width, height, layout, data: vec![T::default(); width * height * layout.channels()] }
+    }
+
+    /// Writes interleaved RGB rows starting at row `y0`.
+    pub fn write_rgb_rows(&mut self, y0: usize, rows: &[f32]) {
+        let ch = self.layout.channels();
+        let grey = self.layout.grey;
+        let start = y0 * self.width * ch;
+        let pixels = rows.len() / 3;
+        self.data[start..start + pixels * ch]
+            .par_chunks_exact_mut(ch * self.width)
+            .zip(rows.par_chunks_exact(3 * self.width))
+            .for_each(|(out, rgb)| {
+                for (px, v) in out.chunks_exact_mut(ch).zip(rgb.chunks_exact(3)) {
+                    if grey {
+                        px[0] = T::from_unit(luma(v));
+                    } else {
+                        for c in 0..3 {
+                            px[c] = T::from_unit(v[c]);
+                        }
+                    }
+                }
+            });
+    }
+
+    /// Writes the alpha channel (16-bit values, one per pixel).
+    pub fn write_alpha(&mut self, alpha: &[u16]) {
+        let ch = self.layout.channels();
+        self.data
+            .par_chunks_exact_mut(ch)
+            .zip(alpha.par_iter())
+            .for_each(|(px, &a)| px[ch - 1] = T::from_u16(a));
+    }
+
+    fn buffer<P: image::Pixel<Subpixel = T>>(self) -> ImageBuffer<P, Vec<T>> {
+        ImageBuffer::from_raw(self.width as u32, self.height as u32, self.data)
+            .expect("raster size matches its layout")
+    }
+}
+
+/// An output raster of either depth.
+pub enum Output {
+    Eight(Raster<u8>),
+    Sixteen(Raster<u16>),
+}
+
+impl Output {
+    pub fn new(width: usize, height: usize, layout: Layout) -> Self {
+        if layout.sixteen_bit {
+            Output::Sixteen(Raster::new(width, height, layout))
+        } else {
+            Output::Eight(Raster::new(width, height, layout))
+        }
+    }
+
+    pub fn write_rgb_rows(&mut self, y0: usize, rows: &[f32]) {
+        match self {
+            Output::Eight(r) => r.write_rgb_rows(y0, rows),
+            Output::Sixteen(r) => r.write_rgb_rows(y0, rows),
+        }
+    }
+
+    pub fn write_alpha(&mut self, alpha: &[u16]) {
+        match self {
+            Output::Eight(r) => r.write_alpha(alpha),
+            Output::Sixteen(r) => r.write_alpha(alpha),
+        }
+    }
+
+    pub fn into_image(self) -> DynamicImage {
+        use DynamicImage as D;
+        match self {
+            Output::Eight(r) => match (r.layout.grey, r.layout.alpha) {
+                (true, false) => D::ImageLuma8(r.buffer()),
+                (true, true) => D::ImageLumaA8(r.buffer()),
+                (false, false) => D::ImageRgb8(r.buffer()),
+                (false, true) => D::ImageRgba8(r.buffer()),
+            },
+            Output::Sixteen(r) => match (r.layout.grey, r.layout.alpha) {
+                (true, false) => D::ImageLuma16(r.buffer()),
+                (true, true) => D::ImageLumaA16(r.buffer()),
+                (false, false) => D::ImageRgb16(r.buffer()),
+                (false, true) => D::ImageRgba16(r.buffer()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversion_rounds_and_clamps() {
+        assert_eq!(u8::from_unit(0.5 / 255.0 + 1e-4), 1);
+        assert_eq!(u8::from_unit(0.4 / 255.0), 0);
+        assert_eq!(u8::from_unit(254.6 / 255.0), 255);
+        assert_eq!(u8::from_unit(-0.2), 0);
+        assert_eq!(u8::from_unit(1.3), 255);
+        assert_eq!(u16::from_unit(0.5), 32768);
+        assert_eq!(u8::from_u16(65535), 255);
+        assert_eq!(u8::from_u16(257 * 100), 100);
+    }
+}

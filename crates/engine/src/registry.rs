@@ -1,0 +1,134 @@
+//! The model registry: which models are installed (found by file name in the models folder)
+//! and their sessions, loaded on first use and shared behind a mutex.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ort::environment::Environment;
+use ort::session::Session;
+
+use crate::error::{EngineError, Result};
+use crate::runtime::{self, Device};
+
+/// File name of the content-moderation classifier in the models folder.
+pub const CLASSIFIER_FILE: &str = "open-nsfw.onnx";
+
+/// An installed super-resolution model and the scales it has weights for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub id: String,
+    /// Scales with their own weights (files `<id>-x<scale>.onnx`).
+    pub native_scales: Vec<u32>,
+}
+
+impl ModelInfo {
+    /// How to produce `scale`: the native scale to run and the box-downscale factor after it.
+    /// x2 from an x4-only model is x4 followed by a 2x area downscale.
+    pub fn plan(&self, scale: u32) -> Result<(u32, u32)> {
+        if self.native_scales.contains(&scale) {
+            Ok((scale, 1))
+        } else if scale == 2 && self.native_scales.contains(&4) {
+            Ok((4, 2))
+        } else {
+            Err(EngineError::UnsupportedScale { model: self.id.clone(), scale })
+        }
+    }
+}
+
+/// A session shared by every caller of one model file.
+pub type SharedSession = Arc<Mutex<Session>>;
+
+pub struct Registry {
+    env: &'static Environment,
+    dir: PathBuf,
+    intra_threads: usize,
+    device: Device,
+    models: BTreeMap<String, ModelInfo>,
+    sessions: Mutex<HashMap<PathBuf, SharedSession>>,
+}
+
+impl Registry {
+    /// Lists the models installed in `dir`.
+    pub fn scan(env: &'static Environment, dir: &Path, intra_threads: usize, device: Device) -> Result<Self> {
+        let mut models: BTreeMap<String, ModelInfo> = BTreeMap::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("models folder {}: {e}. Run `make setup`", dir.display()))
+        })?;
+        for entry in entries {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Some((id, scale)) = parse_model_file(&name) {
+                let info = models
+                    .entry(id.to_string())
+                    .or_insert_with(|| ModelInfo { id: id.to_string(), native_scales: vec![] });
+                info.native_scales.push(scale);
+                info.native_scales.sort_unstable();
+            }
+        }
+        Ok(Registry { env, dir: dir.to_path_buf(), intra_threads, device, models, sessions: Mutex::default() })
+    }
+
+    pub fn models(&self) -> impl Iterator<Item = &ModelInfo> {
+        self.models.values()
+    }
+
+    pub fn model(&self, id: &str) -> Result<&ModelInfo> {
+        self.models.get(id).ok_or_else(|| EngineError::UnknownModel(id.to_string()))
+    }
+
+    /// The session for `<id>-x<scale>.onnx`, loaded on first use.
+    pub fn sr_session(&self, id: &str, native_scale: u32) -> Result<SharedSession> {
+        self.session(&format!("{id}-x{native_scale}.onnx"), id)
+    }
+
+    /// The content-moderation classifier's session.
+    pub fn classifier_session(&self) -> Result<SharedSession> {
+        self.session(CLASSIFIER_FILE, "open-nsfw")
+    }
+
+    fn session(&self, file: &str, model: &str) -> Result<SharedSession> {
+        let path = self.dir.join(file);
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(session) = sessions.get(&path) {
+            return Ok(session.clone());
+        }
+        if !path.exists() {
+            return Err(EngineError::ModelMissing { model: model.to_string(), path });
+        }
+        let session = Arc::new(Mutex::new(runtime::load_session(self.env, &path, self.intra_threads, self.device)?));
+        sessions.insert(path, session.clone());
+        Ok(session)
+    }
+}
+
+/// `esrgan-slim-x4.onnx` -> (`esrgan-slim`, 4).
+fn parse_model_file(name: &str) -> Option<(&str, u32)> {
+    let stem = name.strip_suffix(".onnx")?;
+    let (id, scale) = stem.rsplit_once("-x")?;
+    let scale: u32 = scale.parse().ok()?;
+    (matches!(scale, 2 | 4) && !id.is_empty()).then_some((id, scale))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_model_file_names() {
+        assert_eq!(parse_model_file("esrgan-slim-x4.onnx"), Some(("esrgan-slim", 4)));
+        assert_eq!(parse_model_file("realesrgan-x4plus-x4.onnx"), Some(("realesrgan-x4plus", 4)));
+        assert_eq!(parse_model_file("open-nsfw.onnx"), None);
+        assert_eq!(parse_model_file("m-x3.onnx"), None);
+        assert_eq!(parse_model_file("esrgan-slim-x4.onnx.part"), None);
+    }
+
+    #[test]
+    fn x2_from_x4_only_model_is_planned_as_x4_then_halved() {
+        let info = ModelInfo { id: "m".into(), native_scales: vec![4] };
+        assert_eq!(info.plan(4).unwrap(), (4, 1));
+        assert_eq!(info.plan(2).unwrap(), (4, 2));
+        assert!(matches!(info.plan(3), Err(EngineError::UnsupportedScale { .. })));
+        let both = ModelInfo { id: "m".into(), native_scales: vec![2, 4] };
+        assert_eq!(both.plan(2).unwrap(), (2, 1));
+    }
+}

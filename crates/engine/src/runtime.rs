@@ -1,0 +1,79 @@
+//! ONNX Runtime: loading the shared library once per process and building sessions.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::environment::Environment;
+use ort::session::Session;
+
+use crate::error::{EngineError, Result};
+
+/// Where inference runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// CUDA execution provider (needs the `cuda` cargo feature and ONNX Runtime's GPU build);
+    /// falls back to CPU with a warning when no GPU is usable.
+    Cuda,
+}
+
+impl std::str::FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda),
+            other => Err(format!("unknown device '{other}' (cpu, cuda)")),
+        }
+    }
+}
+
+static RUNTIME: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
+
+/// Loads `libonnxruntime` from `path` and creates the process-wide environment. Later calls
+/// return the first call's outcome (ONNX Runtime allows one environment per process).
+pub fn init(path: &Path) -> Result<&'static Environment> {
+    let outcome = RUNTIME.get_or_init(|| {
+        if !path.exists() {
+            return Err("no such file".to_string());
+        }
+        let builder = ort::init_from(path).map_err(|e| e.to_string())?;
+        builder.with_name("upres").build().map_err(|e| e.to_string())
+    });
+    outcome.as_ref().map_err(|reason| EngineError::RuntimeMissing {
+        path: path.to_path_buf(),
+        reason: reason.clone(),
+    })
+}
+
+/// Builds a session with full graph optimisation on the requested device.
+pub fn load_session(env: &Environment, model: &Path, intra_threads: usize, device: Device) -> Result<Session> {
+    let mut builder = Session::builder(env)?.with_optimization_level(GraphOptimizationLevel::Level3)?;
+    if intra_threads > 0 {
+        builder = builder.with_intra_threads(intra_threads)?;
+    }
+    if device == Device::Cuda {
+        builder = with_cuda(builder)?;
+    }
+    Ok(builder.commit_from_file(model)?)
+}
+
+#[cfg(feature = "cuda")]
+fn with_cuda(builder: ort::session::builder::SessionBuilder) -> Result<ort::session::builder::SessionBuilder> {
+    let cuda = ort::ep::CUDA::default().build().error_on_failure();
+    match builder.with_execution_providers([cuda]) {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            tracing::warn!("CUDA is not usable ({e}); running on CPU");
+            Ok(e.recover())
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_cuda(builder: ort::session::builder::SessionBuilder) -> Result<ort::session::builder::SessionBuilder> {
+    tracing::warn!("this build has no CUDA support (cargo feature `cuda`); running on CPU");
+    Ok(builder)
+}

