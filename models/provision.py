@@ -194,6 +194,7 @@ def main(argv):
     if unknown:
         raise ProvisionError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(models)}")
     provision("onnxruntime", manifest["onnxruntime"], CACHE / "onnxruntime", runtime_outputs)
+    provision("testdata", manifest["testdata"], CACHE / "testdata", runtime_outputs)
     for model_id in argv or models:
         provision(model_id, models[model_id], CACHE / "models", convert_model)
 

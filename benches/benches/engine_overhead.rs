@@ -1,1 +1,87 @@
-fn main(){}
+//! Engine overhead: the full upscale (decode-free: planar split, alpha, tiles, blending,
+//! 8-bit conversion) of a 512x512 image against bare ONNX Runtime runs over the same tiles,
+//! measured in the same process, interleaved, reported as a ratio. Also sweeps tile sizes.
+//!
+//! `cargo bench -p upres-benches` (needs `scripts/setup.sh esrgan-slim`). Env: UPRES_BENCH_MODEL
+//! (default esrgan-slim), UPRES_BENCH_SIZE (default 512), UPRES_BENCH_ROUNDS (default 5).
+
+use std::time::{Duration, Instant};
+
+use image::{DynamicImage, RgbImage};
+use upres_engine::tiling::grid;
+use upres_engine::{run_sr, Engine, EngineArgs, Image, TileConfig, UpscaleRequest};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A deterministic textured test picture (smooth gradients plus fine detail).
+fn picture(size: u32) -> Image {
+    Image::new(DynamicImage::ImageRgb8(RgbImage::from_fn(size, size, |x, y| {
+        let f = |a: u32, b: u32| ((a * 7 + b * 13 + (a * b) % 29) % 256) as u8;
+        image::Rgb([f(x, y), f(y, x / 2 + 3), ((x + y) / 4 % 256) as u8])
+    })))
+}
+
+fn engine_with_tile(tile: u32, overlap: u32) -> Engine {
+    let mut args = EngineArgs::default();
+    args.tile = tile;
+    args.tile_overlap = overlap;
+    Engine::new(&args).expect("run scripts/setup.sh first")
+}
+
+fn main() {
+    let model: String = env_or("UPRES_BENCH_MODEL", "esrgan-slim".to_string());
+    let size: u32 = env_or("UPRES_BENCH_SIZE", 512);
+    let rounds: usize = env_or("UPRES_BENCH_ROUNDS", 5);
+    let image = picture(size);
+    let request = UpscaleRequest { model: model.clone(), scale: 4, preserve_alpha: true };
+
+    let defaults = TileConfig::default();
+    let engine = engine_with_tile(defaults.size, defaults.overlap);
+    let session = engine.session(&model, 4).unwrap();
+    let (rgb, _) = upres_engine::alpha::split(&image.pixels);
+    let tiles: Vec<_> = grid(rgb.width, rgb.height, defaults).into_iter().flatten().collect();
+    let crops: Vec<Vec<f32>> = tiles.iter().map(|&r| rgb.crop(r)).collect();
+    engine.upscale(&image, &request).unwrap(); // warm-up
+
+    let (mut full, mut bare) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for (crop, &rect) in crops.iter().zip(&tiles) {
+            std::hint::black_box(run_sr(&session, crop, rect).unwrap());
+        }
+        bare += t.elapsed();
+        let t = Instant::now();
+        std::hint::black_box(engine.upscale(&image, &request).unwrap());
+        full += t.elapsed();
+    }
+    let per = |d: Duration| d.as_secs_f64() / rounds as f64;
+    println!(
+        "{model} x4 {size}x{size}, {} tiles of {}+{}: engine {:.3} s, bare session {:.3} s, ratio {:.3} (overhead {:+.1}%)",
+        tiles.len(),
+        defaults.size,
+        defaults.overlap,
+        per(full),
+        per(bare),
+        per(full) / per(bare),
+        (per(full) / per(bare) - 1.0) * 100.0
+    );
+
+    // Tile-size sweep: throughput relative to the default tile size.
+    let base = per_image(&engine, &image, &request, rounds.min(3));
+    for tile in [64, 128, 256, 384] {
+        let t = per_image(&engine_with_tile(tile, defaults.overlap), &image, &request, rounds.min(3));
+        println!("tile {tile}: {t:.3} s per image, {:.3}x the default tile {}", t / base, defaults.size);
+    }
+}
+
+fn per_image(engine: &Engine, image: &Image, request: &UpscaleRequest, rounds: usize) -> f64 {
+    engine.upscale(image, request).unwrap();
+    let t = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(engine.upscale(image, request).unwrap());
+    }
+    t.elapsed().as_secs_f64() / rounds as f64
+}
+

@@ -111,11 +111,8 @@ fn axis_weights(start: usize, len: usize, total: usize, overlap: usize, scale: u
         .collect()
 }
 
-/// 2x2 (or kxk) area average of a planar RGB tile.
+/// kxk area average of a planar RGB tile (k > 1).
 fn box_downscale(data: &[f32], w: usize, h: usize, k: usize) -> Vec<f32> {
-    if k == 1 {
-        return data.to_vec();
-    }
     let (ow, oh) = (w / k, h / k);
     let norm = 1.0 / (k * k) as f32;
     let mut out = Vec::with_capacity(3 * ow * oh);
@@ -241,21 +238,32 @@ pub fn upscale(
     for (r, row) in rows.iter().enumerate() {
         for &rect in row {
             let raw = infer_tile(input, rect, model_scale, &mut infer)?;
-            let tile = box_downscale(&raw, rect.w * model_scale, rect.h * model_scale, downscale);
+            let tile = if downscale > 1 {
+                box_downscale(&raw, rect.w * model_scale, rect.h * model_scale, downscale)
+            } else {
+                raw
+            };
             let (tw, th) = (rect.w * scale, rect.h * scale);
             let wx = axis_weights(rect.x, rect.w, input.width, overlap, scale);
             let wy = axis_weights(rect.y, rect.h, input.height, overlap, scale);
             let (ox, oy) = (rect.x * scale, rect.y * scale);
             band.ensure_rows(oy + th);
-            for ty in 0..th {
-                let brow = oy + ty - band.y0;
+            let plane = tw * th;
+            for (ty, &wrow) in wy.iter().enumerate() {
+                let p0 = (oy + ty - band.y0) * out_w + ox;
+                let weights = &mut band.weight[p0..p0 + tw];
+                let acc = &mut band.acc[p0 * 3..(p0 + tw) * 3];
+                let (r, g, b) = (
+                    &tile[ty * tw..][..tw],
+                    &tile[plane + ty * tw..][..tw],
+                    &tile[2 * plane + ty * tw..][..tw],
+                );
                 for tx in 0..tw {
-                    let w = wx[tx] * wy[ty];
-                    let p = brow * out_w + ox + tx;
-                    band.weight[p] += w;
-                    for c in 0..3 {
-                        band.acc[p * 3 + c] += w * tile[(c * th + ty) * tw + tx];
-                    }
+                    let w = wx[tx] * wrow;
+                    weights[tx] += w;
+                    acc[tx * 3] += w * r[tx];
+                    acc[tx * 3 + 1] += w * g[tx];
+                    acc[tx * 3 + 2] += w * b[tx];
                 }
             }
         }

@@ -72,3 +72,26 @@ fn classifier_matches_the_reference_scores() {
     assert!((p_unsafe - want[1]).abs() < 1e-4, "P(nsfw) {p_unsafe} vs {}", want[1]);
     assert!(!engine().is_blocked(p_unsafe));
 }
+
+/// The whole moderation pipeline on the photos scored in moderation.json (fetched by
+/// scripts/setup.sh from the scikit-image package into .cache/testdata).
+#[test]
+fn moderation_pipeline_reproduces_the_package_scores() {
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(golden("moderation.json")).unwrap()).unwrap();
+    let testdata = upres_engine::config::resolve(std::path::Path::new(".cache/testdata"));
+    let session = engine().classifier().unwrap();
+    for (name, file) in [("astronaut", "astronaut.png"), ("chelsea", "chelsea.png"), ("coffee", "coffee.png"), ("rocket", "rocket.jpg")] {
+        let want = &reference["images"][name];
+        let bytes = std::fs::read(testdata.join(file)).unwrap_or_else(|e| panic!("{file}: {e}; run scripts/setup.sh"));
+        let image = engine().decode(&bytes).unwrap();
+        let no_jpeg = upres_engine::moderation::preprocess(&image.pixels, false).unwrap();
+        let score = upres_engine::moderation::score(&session, &no_jpeg).unwrap();
+        let want_no_jpeg = want["nsfw_without_jpeg_roundtrip"].as_f64().unwrap() as f32;
+        assert!((score - want_no_jpeg).abs() < 1e-3, "{name} without JPEG: {score} vs {want_no_jpeg}");
+        let full = engine().unsafe_score(&image).unwrap();
+        let want_full = want["nsfw_package_pipeline"].as_f64().unwrap() as f32;
+        assert!((full - want_full).abs() < 0.02, "{name}: {full} vs {want_full}");
+        assert_eq!(engine().is_blocked(full), want["is_nsfw_at_0.5"].as_bool().unwrap(), "{name}");
+    }
+}

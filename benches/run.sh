@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Benchmarks and the large-image memory check. Run from anywhere in the checkout after
+# scripts/setup.sh. Prints ratios measured in this run (the machines are noisy).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo bench -p upres-benches
+cargo test --release -p upres-engine --test memory -- --ignored --nocapture

@@ -1,0 +1,37 @@
+//! Peak memory of a large upscale: x4 of a 2048x2048 RGBA image (8192x8192 output, the
+//! largest the default limit allows), encoded to PNG, must stay under 2 GiB of peak RSS.
+//! Slow (about a minute on 2 cores), so ignored in the test suite; `benches/run.sh` runs it:
+//! `cargo test --release -p upres-engine --test memory -- --ignored --nocapture`.
+
+mod common;
+
+use image::{DynamicImage, Rgba, RgbaImage};
+use upres_engine::{Image, OutputFormat, UpscaleRequest};
+
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+#[test]
+#[ignore = "slow: run by benches/run.sh"]
+fn x4_of_2048_rgba_stays_under_2_gib() {
+    let engine = common::engine();
+    let input = Image::new(DynamicImage::ImageRgba8(RgbaImage::from_fn(2048, 2048, |x, y| {
+        Rgba([(x % 256) as u8, (y % 256) as u8, ((x ^ y) % 256) as u8, if (x / 64 + y / 64) % 5 == 0 { 0 } else { 255 }])
+    })));
+    let request = UpscaleRequest { model: "esrgan-slim".into(), scale: 4, preserve_alpha: true };
+    let started = std::time::Instant::now();
+    let out = engine.upscale(&input, &request).unwrap();
+    assert_eq!((out.width(), out.height()), (8192, 8192));
+    let png = upres_engine::encode(&out, OutputFormat::Png).unwrap();
+    let peak = peak_rss_bytes();
+    eprintln!(
+        "2048x2048 RGBA x4: {:.1} s, PNG {} MiB, peak RSS {} MiB",
+        started.elapsed().as_secs_f64(),
+        png.len() >> 20,
+        peak >> 20
+    );
+    assert!(peak < 2 << 30, "peak RSS {} MiB", peak >> 20);
+}
