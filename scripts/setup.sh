@@ -8,19 +8,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python=${PYTHON:-python3}
-requirements=models/requirements.txt
+# Converter tooling, and the official segmind SDK that the server's tests drive.
+requirements=(models/requirements.txt crates/server/tests/sdk/requirements.txt)
 stamp=.venv/requirements.sha256
 
 "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
-    { echo "error: $python is not Python 3.11 (models/requirements.txt pins cp311 wheels)" >&2; exit 1; }
+    { echo "error: $python is not Python 3.11 (the requirements pin cp311 wheels)" >&2; exit 1; }
 
-want=$(sha256sum "$requirements" | cut -d' ' -f1)
+want=$(cat "${requirements[@]}" | sha256sum | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     echo "venv: ok"
 else
     "$python" -m venv --clear .venv
-    .venv/bin/python -m pip install --quiet --require-hashes --no-deps --only-binary=:all: \
-        -r "$requirements"
+    for r in "${requirements[@]}"; do
+        .venv/bin/python -m pip install --quiet --require-hashes --no-deps --only-binary=:all: -r "$r"
+    done
     echo "$want" >"$stamp"
     echo "venv: installed"
 fi

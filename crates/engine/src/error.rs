@@ -10,8 +10,8 @@ pub enum EngineError {
     RuntimeMissing { path: PathBuf, reason: String },
     #[error("model file {path} is missing. Run `scripts/setup.sh {model}` to fetch and convert it")]
     ModelMissing { model: String, path: PathBuf },
-    #[error("unknown model '{0}'")]
-    UnknownModel(String),
+    #[error("unknown model '{0}' (installed: {1})")]
+    UnknownModel(String, String),
     #[error("model '{model}' cannot upscale by {scale}x (supported: 2, 4)")]
     UnsupportedScale { model: String, scale: u32 },
     #[error("input is {size} bytes, more than the limit of {limit} bytes")]

@@ -73,7 +73,10 @@ impl Registry {
     }
 
     pub fn model(&self, id: &str) -> Result<&ModelInfo> {
-        self.models.get(id).ok_or_else(|| EngineError::UnknownModel(id.to_string()))
+        self.models.get(id).ok_or_else(|| {
+            let installed: Vec<&str> = self.models.keys().map(String::as_str).collect();
+            EngineError::UnknownModel(id.to_string(), installed.join(", "))
+        })
     }
 
     /// The session for `<id>-x<scale>.onnx`, loaded on first use.
