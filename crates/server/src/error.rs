@@ -1,0 +1,150 @@
+//! The server's one error type, and the one place it becomes an HTTP response.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use upres_engine::EngineError;
+
+/// Every way a request, a job or the server itself can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("Missing Authorization or x-api-key in header")]
+    MissingKey,
+    #[error("Unauthorized. API key is invalid or may have expired")]
+    InvalidKey,
+    #[error("Model '{0}' not found. This server serves bria-increase-resolution")]
+    UnknownSlug(String),
+    #[error("Request {0} not found")]
+    RequestNotFound(String),
+    #[error("No route for {0}")]
+    NoRoute(String),
+    #[error("Method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("Invalid content type")]
+    ContentType,
+    #[error("request body is larger than the limit of {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("timed out receiving the request body")]
+    BodyTimeout,
+    #[error("could not read the request body: {0}")]
+    Body(String),
+    #[error("malformed JSON: {0}")]
+    Json(String),
+    #[error("request body must be a JSON object")]
+    NotAnObject,
+    #[error("missing required field '{0}'")]
+    MissingField(&'static str),
+    #[error("invalid '{field}': {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    #[error("Failed to download image from URL ({0})")]
+    Fetch(String),
+    #[error("refused to fetch {url}: {reason}")]
+    RefusedUrl { url: String, reason: String },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(
+        "{check} image blocked by visual_{check}_content_moderation (unsafe score {score:.2})"
+    )]
+    Blocked { check: &'static str, score: f32 },
+    #[error("queue is full ({depth} jobs waiting); retry in {retry_after} s")]
+    QueueFull { depth: usize, retry_after: u64 },
+    #[error("request not finished within the sync deadline of {} s; use the v2 API for long jobs", .0.as_secs_f64())]
+    DeadlineExceeded(Duration),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("not ready: {0}")]
+    NotReady(String),
+    #[error("the job crashed: {0}")]
+    Panic(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ServerError {
+    pub fn status(&self) -> StatusCode {
+        use EngineError as E;
+        match self {
+            ServerError::MissingKey | ServerError::InvalidKey => StatusCode::UNAUTHORIZED,
+            ServerError::UnknownSlug(_)
+            | ServerError::RequestNotFound(_)
+            | ServerError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ServerError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ServerError::ContentType => StatusCode::NOT_ACCEPTABLE,
+            ServerError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ServerError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ServerError::Body(_)
+            | ServerError::Json(_)
+            | ServerError::NotAnObject
+            | ServerError::MissingField(_)
+            | ServerError::InvalidField { .. }
+            | ServerError::Fetch(_)
+            | ServerError::RefusedUrl { .. } => StatusCode::BAD_REQUEST,
+            ServerError::Engine(
+                E::UnknownModel(..)
+                | E::UnsupportedScale { .. }
+                | E::InputTooLarge { .. }
+                | E::TooManyInputPixels { .. }
+                | E::OutputTooLarge { .. }
+                | E::UnsupportedFormat(_)
+                | E::CorruptImage(_),
+            ) => StatusCode::BAD_REQUEST,
+            ServerError::Blocked { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ServerError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ServerError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
+            ServerError::ShuttingDown | ServerError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServerError::Engine(_)
+            | ServerError::Panic(_)
+            | ServerError::Config(_)
+            | ServerError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ServerError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
+        if let ServerError::QueueFull { retry_after, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_side_engine_errors_are_400_and_the_rest_500() {
+        let client = ServerError::Engine(EngineError::UnsupportedFormat("GIF".into()));
+        assert_eq!(client.status(), StatusCode::BAD_REQUEST);
+        let server = ServerError::Engine(EngineError::Inference("out of memory".into()));
+        assert_eq!(server.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn queue_full_carries_retry_after() {
+        let response = ServerError::QueueFull {
+            depth: 4,
+            retry_after: 7,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+}

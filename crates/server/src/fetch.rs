@@ -1,0 +1,432 @@
+//! Turning the `image` field into bytes: http(s) URLs are downloaded (timeouts, a byte limit, a
+//! few redirects, private destinations refused on the address actually connected), `data:` URIs
+//! and bare base64 are decoded.
+
+use std::error::Error as StdError;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::redirect::{Attempt, Policy};
+use reqwest::Url;
+
+use crate::args::ServeArgs;
+use crate::error::ServerError;
+
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+const BASE64_URL_SAFE: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Loads the `image` field of requests.
+pub struct Fetcher {
+    client: reqwest::Client,
+    allow_private: bool,
+    max_bytes: usize,
+    timeout_secs: f64,
+}
+
+/// A destination refused by the address policy; found again in reqwest's error chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+impl Fetcher {
+    pub fn new(args: &ServeArgs) -> Result<Self, ServerError> {
+        let allow_private = args.allow_private_urls;
+        let max_redirects = args.fetch_max_redirects;
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(args.fetch_timeout)
+            .connect_timeout(args.fetch_connect_timeout)
+            .user_agent(concat!("upres/", env!("CARGO_PKG_VERSION")))
+            .redirect(Policy::custom(move |attempt| {
+                redirect(attempt, max_redirects, allow_private)
+            }));
+        if !allow_private {
+            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
+        }
+        let client = builder
+            .build()
+            .map_err(|e| ServerError::Config(format!("HTTP client: {e}")))?;
+        Ok(Fetcher {
+            client,
+            allow_private,
+            max_bytes: args.engine.max_input_bytes,
+            timeout_secs: args.fetch_timeout.as_secs_f64(),
+        })
+    }
+
+    /// The image bytes: decoded already, or downloaded now.
+    pub async fn load(&self, source: ImageSource) -> Result<Bytes, ServerError> {
+        match source {
+            ImageSource::Inline(bytes) => Ok(bytes),
+            ImageSource::Url(url) => self.download(url).await,
+        }
+    }
+
+    async fn download(&self, url: Url) -> Result<Bytes, ServerError> {
+        let refuse = |reason: String| ServerError::RefusedUrl {
+            url: url.to_string(),
+            reason,
+        };
+        check_url(&url, self.allow_private).map_err(|Refused(reason)| refuse(reason))?;
+        let mut response = self
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| self.request_error(&url, &e))?;
+        if let (false, Some(addr)) = (self.allow_private, response.remote_addr()) {
+            check_ip(addr.ip(), None).map_err(|Refused(reason)| refuse(reason))?;
+        }
+        let status = response.status();
+        if status.is_redirection() {
+            // reqwest hands back redirects it cannot follow (to a scheme other than http/https).
+            let to = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("?");
+            return Err(ServerError::Fetch(format!(
+                "HTTP {}: redirect to {to} not followed",
+                status.as_u16()
+            )));
+        }
+        if !status.is_success() {
+            return Err(ServerError::Fetch(format!("HTTP {}", status.as_u16())));
+        }
+        let too_big = || {
+            ServerError::Fetch(format!(
+                "the image is larger than the limit of {} bytes",
+                self.max_bytes
+            ))
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_bytes as u64)
+        {
+            return Err(too_big());
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.request_error(&url, &e))?
+        {
+            if body.len() + chunk.len() > self.max_bytes {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+
+    fn request_error(&self, url: &Url, err: &reqwest::Error) -> ServerError {
+        let mut source: Option<&(dyn StdError + 'static)> = Some(err);
+        let mut chain = Vec::new();
+        while let Some(e) = source {
+            if let Some(Refused(reason)) = e.downcast_ref::<Refused>() {
+                return ServerError::RefusedUrl {
+                    url: url.to_string(),
+                    reason: reason.clone(),
+                };
+            }
+            chain.push(e.to_string());
+            source = e.source();
+        }
+        if err.is_timeout() {
+            return ServerError::Fetch(format!("timed out after {} s", self.timeout_secs));
+        }
+        // reqwest's own line repeats the URL; the causes say what went wrong.
+        let causes = if chain.len() > 1 {
+            chain[1..].join(": ")
+        } else {
+            chain.join(": ")
+        };
+        ServerError::Fetch(causes)
+    }
+}
+
+/// The `image` field, checked before a job is admitted.
+#[derive(Debug)]
+pub enum ImageSource {
+    /// From a `data:` URI or bare base64.
+    Inline(Bytes),
+    /// An http(s) URL to download.
+    Url(Url),
+}
+
+impl ImageSource {
+    pub fn parse(image: &str) -> Result<Self, ServerError> {
+        let image = image.trim();
+        if let Some(rest) = image.strip_prefix("data:") {
+            let (meta, data) = rest
+                .split_once(',')
+                .ok_or_else(|| invalid_image("the data: URI has no ',' before its data"))?;
+            if !meta.ends_with(";base64") {
+                return Err(invalid_image(
+                    "only base64 data: URIs are accepted (data:image/png;base64,...)",
+                ));
+            }
+            return decode_base64(data).map(ImageSource::Inline);
+        }
+        if !image.contains(':') {
+            return decode_base64(image).map(ImageSource::Inline);
+        }
+        // Base64 has no ':', so this is meant as a URL.
+        let url = Url::parse(image).map_err(|e| invalid_image(format!("not a valid URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ServerError::RefusedUrl {
+                url: image.to_string(),
+                reason: scheme_refusal(&url).0,
+            });
+        }
+        Ok(ImageSource::Url(url))
+    }
+}
+
+fn scheme_refusal(url: &Url) -> Refused {
+    Refused(format!(
+        "scheme '{}' is not allowed (only http and https)",
+        url.scheme()
+    ))
+}
+
+fn invalid_image(reason: impl Into<String>) -> ServerError {
+    ServerError::InvalidField {
+        field: "image",
+        reason: reason.into(),
+    }
+}
+
+fn decode_base64(data: &str) -> Result<Bytes, ServerError> {
+    let compact: String;
+    let data = if data.contains(char::is_whitespace) {
+        compact = data.chars().filter(|c| !c.is_whitespace()).collect();
+        &compact
+    } else {
+        data
+    };
+    let engine = if data.contains(['-', '_']) {
+        &BASE64_URL_SAFE
+    } else {
+        &BASE64
+    };
+    engine.decode(data).map(Bytes::from).map_err(|e| {
+        invalid_image(format!(
+            "not an http(s) URL, a data: URI or valid base64 ({e})"
+        ))
+    })
+}
+
+/// Only http and https, and (unless allowed) no private IP literal.
+fn check_url(url: &Url, allow_private: bool) -> Result<(), Refused> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(scheme_refusal(url));
+    }
+    if allow_private {
+        return Ok(());
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| Refused("the URL has no host".into()))?;
+    // Host names are checked by the resolver; IP literals never reach it.
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        Ok(ip) => check_ip(ip, None),
+        Err(_) => Ok(()),
+    }
+}
+
+fn redirect(
+    attempt: Attempt,
+    max_redirects: usize,
+    allow_private: bool,
+) -> reqwest::redirect::Action {
+    if attempt.previous().len() > max_redirects {
+        let error = Refused(format!("more than {max_redirects} redirects"));
+        return attempt.error(error);
+    }
+    match check_url(attempt.url(), allow_private) {
+        Ok(()) => attempt.follow(),
+        Err(refused) => {
+            let error = Refused(format!("redirect to {}: {refused}", attempt.url()));
+            attempt.error(error)
+        }
+    }
+}
+
+/// Refuses an address of a kind that is not public; `host` is the name it was resolved from.
+fn check_ip(ip: IpAddr, host: Option<&str>) -> Result<(), Refused> {
+    let kind = match ip {
+        IpAddr::V4(v4) => v4_kind(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4_kind(v4),
+            None if v6.is_loopback() => Some("loopback"),
+            None if v6.is_unspecified() => Some("unspecified"),
+            None if v6.is_multicast() => Some("multicast"),
+            None if v6.segments()[0] & 0xfe00 == 0xfc00 => Some("private (unique local)"),
+            None if v6.segments()[0] & 0xffc0 == 0xfe80 => Some("link-local"),
+            None => None,
+        },
+    };
+    let Some(kind) = kind else { return Ok(()) };
+    let what = match host {
+        Some(host) => format!("{host} resolves to {ip}, a {kind} address"),
+        None => format!("{ip} is a {kind} address"),
+    };
+    Err(Refused(format!(
+        "{what} (start the server with --allow-private-urls to permit it)"
+    )))
+}
+
+fn v4_kind(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, ..] = ip.octets();
+    if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_private() || (a == 100 && (64..128).contains(&b)) {
+        Some("private")
+    } else if ip.is_link_local() {
+        Some("link-local")
+    } else if ip.is_unspecified() || a == 0 {
+        Some("unspecified")
+    } else if ip.is_multicast() || ip.is_broadcast() {
+        Some("multicast")
+    } else {
+        None
+    }
+}
+
+/// Resolves host names and keeps only addresses that pass [`check_ip`], so the connection can
+/// only go to an allowed address (no gap between the check and the connect).
+struct PublicOnlyResolver;
+
+impl Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let host = name.as_str();
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+            let mut refusal = None;
+            let allowed: Vec<SocketAddr> = resolved
+                .into_iter()
+                .filter(|addr| match check_ip(addr.ip(), Some(host)) {
+                    Ok(()) => true,
+                    Err(refused) => {
+                        refusal.get_or_insert(refused);
+                        false
+                    }
+                })
+                .collect();
+            match (allowed.is_empty(), refusal) {
+                (true, Some(refused)) => Err(refused.into()),
+                _ => Ok(Box::new(allowed.into_iter()) as Addrs),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_addresses() {
+        for refused in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "100.64.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(
+                check_ip(refused.parse().unwrap(), None).is_err(),
+                "{refused} should be refused"
+            );
+        }
+        for allowed in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+            assert!(
+                check_ip(allowed.parse().unwrap(), None).is_ok(),
+                "{allowed} should be allowed"
+            );
+        }
+        let reason = check_ip("127.0.0.1".parse().unwrap(), Some("localhost"))
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            reason,
+            "localhost resolves to 127.0.0.1, a loopback address (start the server with --allow-private-urls to permit it)"
+        );
+    }
+
+    #[test]
+    fn refuses_other_schemes_and_private_literals() {
+        let check = |url: &str, allow| check_url(&Url::parse(url).unwrap(), allow);
+        assert!(check("file:///etc/passwd", true)
+            .unwrap_err()
+            .0
+            .contains("scheme 'file'"));
+        assert!(check("http://[::1]:8080/x", false).is_err());
+        assert!(check("http://[::1]:8080/x", true).is_ok());
+        assert!(check("https://example.org/x.png", false).is_ok());
+    }
+
+    #[test]
+    fn parses_image_sources() {
+        assert!(
+            matches!(ImageSource::parse("data:image/png;base64,aGVsbG8=").unwrap(), ImageSource::Inline(b) if b == "hello")
+        );
+        assert!(
+            matches!(ImageSource::parse(" aGVsbG8= ").unwrap(), ImageSource::Inline(b) if b == "hello")
+        );
+        assert!(matches!(
+            ImageSource::parse("https://example.org/a.png").unwrap(),
+            ImageSource::Url(_)
+        ));
+        let refused = ImageSource::parse("file:///etc/passwd")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(refused, "refused to fetch file:///etc/passwd: scheme 'file' is not allowed (only http and https)");
+        assert!(ImageSource::parse("data:image/png,raw")
+            .unwrap_err()
+            .to_string()
+            .contains("base64"));
+        assert!(ImageSource::parse("http://exa mple.org/")
+            .unwrap_err()
+            .to_string()
+            .contains("not a valid URL"));
+    }
+
+    #[test]
+    fn decodes_base64_variants() {
+        assert_eq!(decode_base64("aGVsbG8=").unwrap(), "hello");
+        assert_eq!(decode_base64("aGVsbG8").unwrap(), "hello");
+        assert_eq!(decode_base64("aGVs\nbG8=").unwrap(), "hello");
+        assert_eq!(decode_base64("-_8").unwrap(), &[0xfb, 0xff][..]);
+        assert!(decode_base64("not base64!")
+            .unwrap_err()
+            .to_string()
+            .contains("'image'"));
+    }
+}

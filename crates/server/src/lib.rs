@@ -1,0 +1,153 @@
+//! upres-server: a local, drop-in reimplementation of the Segmind serverless API for the model
+//! `bria-increase-resolution` (`/v1` synchronous, `/v2` asynchronous with polling), on the
+//! upres engine.
+//!
+//! `upres serve` calls [`serve`]. Tests build an [`AppState`] around any [`Upscaler`] and
+//! [`run`] it on a listener of their own.
+
+mod args;
+mod error;
+mod fetch;
+mod jobs;
+mod params;
+mod queue;
+mod routes;
+mod state;
+mod upscaler;
+
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use upres_engine::Engine;
+
+pub use args::ServeArgs;
+pub use error::ServerError;
+pub use params::JobSpec;
+pub use routes::{app, MODEL_SLUG};
+pub use state::{AppState, Readiness};
+pub use upscaler::Upscaler;
+
+/// `upres serve`: loads the engine, listens, and serves until Ctrl-C or SIGTERM.
+pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
+    let engine = Engine::new(&args.engine)?;
+    if engine.model(&args.model).is_err() {
+        let installed: Vec<&str> = engine.models().map(|m| m.id.as_str()).collect();
+        return Err(ServerError::Config(format!(
+            "default model '{}' is not installed (installed: {}). Pick one with --model / UPRES_MODEL, or install it with scripts/setup.sh {}",
+            args.model,
+            if installed.is_empty() { "none".to_string() } else { installed.join(", ") },
+            args.model
+        )));
+    }
+    let state = AppState::new(&args, Arc::new(engine))?;
+    let listener = TcpListener::bind((args.host, args.port))
+        .await
+        .map_err(|e| {
+            ServerError::Config(format!("cannot listen on {}:{}: {e}", args.host, args.port))
+        })?;
+    run(listener, state, shutdown_signal()).await
+}
+
+/// Serves on `listener` until `shutdown` completes, then stops accepting, fails the jobs not
+/// started yet, and lets running jobs and open requests finish within the shutdown timeout.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let addr = listener.local_addr()?;
+    let shared = state.0.clone();
+    let _ = shared.local_url.set(format!("http://{addr}"));
+    if shared.keys.is_empty() {
+        tracing::warn!(
+            "no API key configured: the server is OPEN to anyone who can reach http://{addr}"
+        );
+    } else {
+        tracing::info!(
+            keys = shared.keys.len(),
+            "x-api-key required on /v1 and /v2"
+        );
+    }
+    tracing::info!(
+        "listening on http://{addr} (default model {}, {} workers, queue depth {})",
+        shared.default_model,
+        shared.queue.workers(),
+        shared.queue.depth(),
+    );
+    let warm = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let model = &warm.0.default_model;
+        match warm.0.upscaler.warm_up(model) {
+            Ok(()) => {
+                tracing::info!(model, "model loaded: ready");
+                warm.set_readiness(Readiness::Ready);
+            }
+            Err(err) => {
+                tracing::error!(model, error = %err, "model failed to load");
+                warm.set_readiness(Readiness::Failed(err.to_string()));
+            }
+        }
+    });
+
+    let stop = CancellationToken::new();
+    let mut server = tokio::spawn(
+        axum::serve(listener, app(state.clone()))
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .into_future(),
+    );
+    tokio::select! {
+        ended = &mut server => {
+            shared.jobs.close();
+            return ended.map_err(|e| ServerError::Config(format!("server task: {e}")))?.map_err(ServerError::Io);
+        }
+        () = shutdown => {}
+    }
+    tracing::info!(
+        "shutting down: no new connections, queued jobs dropped, running jobs get up to {} s",
+        shared.shutdown_timeout.as_secs_f64()
+    );
+    stop.cancel();
+    let deadline = Instant::now() + shared.shutdown_timeout;
+    let (jobs_done, server_done) = tokio::join!(
+        shared.queue.close(deadline),
+        tokio::time::timeout_at(deadline, server)
+    );
+    if !jobs_done {
+        tracing::warn!("running jobs did not finish within the shutdown timeout");
+    }
+    if server_done.is_err() {
+        tracing::warn!("open connections did not close within the shutdown timeout");
+    }
+    shared.jobs.close();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

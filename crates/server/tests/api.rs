@@ -1,0 +1,567 @@
+//! The HTTP contract over real sockets, with a scripted upscaler standing in for the engine's
+//! pixel work (the engine itself is exercised in engine.rs and sdk.rs).
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::*;
+use serde_json::json;
+
+fn echo() -> Arc<dyn upres_server::Upscaler> {
+    scripted(Gate::default(), Arc::default())
+}
+
+async fn open_server() -> TestServer {
+    TestServer::start(&[], echo()).await
+}
+
+#[tokio::test]
+async fn v1_returns_the_image_with_accounting_and_timing_headers() {
+    let server = open_server().await;
+    let response = post(
+        &server.v1(),
+        &json!({"image": input("pixels"), "desired_increase": 2}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(headers["x-request-id"].len(), 36);
+    for name in [
+        "x-remaining-credits",
+        "x-queue-time",
+        "x-inference-time",
+        "x-total-time",
+        "server-timing",
+    ] {
+        assert!(headers.contains_key(name), "missing {name}");
+    }
+    assert_eq!(response.bytes().await.unwrap(), "pixels");
+
+    // The alias without /v1, and the base64 extension.
+    let aliased = post(
+        &format!("{}/{SLUG}", server.url),
+        &json!({"image": input("alias"), "base64": true}),
+    )
+    .await;
+    let (status, body) = json(aliased).await;
+    assert_eq!(
+        (status, body["image"].as_str()),
+        (StatusCode::OK, Some("YWxpYXM="))
+    );
+}
+
+#[tokio::test]
+async fn v2_job_goes_from_submit_to_output() {
+    let server = open_server().await;
+    let response = client()
+        .post(server.v2())
+        .header("host", "upres.test:9999")
+        .header("x-forwarded-proto", "https")
+        .json(&json!({"image": input("result")}))
+        .send()
+        .await
+        .unwrap();
+    let (status, submitted) = json(response).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(submitted["status"], "QUEUED");
+    let id = submitted["request_id"].as_str().unwrap();
+    assert_eq!(
+        submitted["status_url"],
+        format!("https://upres.test:9999/v2/requests/{id}/status")
+    );
+    assert_eq!(
+        submitted["response_url"],
+        format!("https://upres.test:9999/v2/requests/{id}")
+    );
+    assert_eq!(
+        submitted["poll_url"],
+        format!("https://upres.test:9999/v1/requests/{id}")
+    );
+
+    let local = |path: String| format!("{}{path}", server.url);
+    let done = wait_terminal(&local(format!("/v2/requests/{id}/status"))).await;
+    assert_eq!(done["status"], "COMPLETED");
+    for url in [
+        local(format!("/v2/requests/{id}")),
+        local(format!("/v1/requests/{id}")),
+    ] {
+        let (status, result) = json(client().get(url).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(result["status"], "COMPLETED");
+        assert!(result["error"].is_null());
+        assert_eq!(result["output"], format!("{}/outputs/{id}.png", server.url));
+        for metric in ["queue_time", "inference_time", "total_time"] {
+            assert!(
+                result["metrics"][metric].as_f64().is_some(),
+                "{metric} in {result}"
+            );
+        }
+        let output = client()
+            .get(result["output"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(output.headers()["content-type"], "image/png");
+        assert_eq!(output.bytes().await.unwrap(), "result");
+    }
+}
+
+#[tokio::test]
+async fn public_url_sets_the_returned_urls() {
+    let server =
+        TestServer::start(&["--public-url", "https://upres.example.org/base/"], echo()).await;
+    let (_, submitted) = json(post(&server.v2(), &json!({"image": input("x")})).await).await;
+    let id = submitted["request_id"].as_str().unwrap();
+    assert_eq!(
+        submitted["status_url"],
+        format!("https://upres.example.org/base/v2/requests/{id}/status")
+    );
+}
+
+#[tokio::test]
+async fn api_keys_are_required_except_for_outputs_and_health() {
+    let server = TestServer::start(&["--api-keys", "k1,k2"], echo()).await;
+    let body = json!({"image": input("secret")});
+    let (status, error) = json(post(&server.v2(), &body).await).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("Missing Authorization or x-api-key in header")
+        )
+    );
+    let wrong = client()
+        .post(server.v2())
+        .header("x-api-key", "k3")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = json(wrong).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("Unauthorized. API key is invalid or may have expired")
+        )
+    );
+    let right = client()
+        .post(server.v2())
+        .header("x-api-key", "k2")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, submitted) = json(right).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let status_url = submitted["status_url"].as_str().unwrap();
+    let (status, _) = json(client().get(status_url).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "polls need the key too");
+    let bearer = client()
+        .get(status_url)
+        .header("authorization", "Bearer k1");
+    assert_eq!(bearer.send().await.unwrap().status(), StatusCode::OK);
+
+    for _ in 0..200 {
+        let polled = client()
+            .get(submitted["response_url"].as_str().unwrap())
+            .header("x-api-key", "k1");
+        let (_, result) = json(polled.send().await.unwrap()).await;
+        if let Some(output) = result["output"].as_str() {
+            let image = client().get(output).send().await.unwrap();
+            assert_eq!(image.status(), StatusCode::OK, "outputs need no key");
+            assert_eq!(
+                client()
+                    .get(format!("{}/health", server.url))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status(),
+                StatusCode::OK
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("job did not complete");
+}
+
+#[tokio::test]
+async fn routing_errors_are_json() {
+    let server = open_server().await;
+    let body = json!({"image": input("x")});
+    let (status, error) =
+        json(post(&format!("{}/v1/some-other-model", server.url), &body).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(error["error"]
+        .as_str()
+        .unwrap()
+        .contains("some-other-model"));
+    let (status, error) = json(client().get(server.v1()).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(error["error"].as_str().unwrap().contains("GET"));
+    let (status, _) = json(
+        client()
+            .get(format!("{}/no/such/path", server.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for id in ["0879f309-e5db-4171-8231-048393f03449", "not-a-uuid"] {
+        let (status, error) = json(
+            client()
+                .get(format!("{}/v2/requests/{id}", server.url))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, error["error"].as_str()),
+            (
+                StatusCode::NOT_FOUND,
+                Some(&*format!("Request {id} not found"))
+            )
+        );
+    }
+    let (status, _) = json(
+        client()
+            .get(format!("{}/outputs/nothing.png", server.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_requests_get_400_406_413_naming_the_problem() {
+    let server = TestServer::start(&["--max-body-bytes", "1000"], echo()).await;
+    for url in [server.v1(), server.v2()] {
+        let (status, error) =
+            json(post(&url, &json!({"image": input("x"), "desired_increase": 3})).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            error["error"],
+            "invalid 'desired_increase': must be 2 or 4, got 3"
+        );
+        let (status, error) = json(post(&url, &json!({"desired_increase": 2})).await).await;
+        assert_eq!(
+            (status, error["error"].as_str()),
+            (
+                StatusCode::BAD_REQUEST,
+                Some("missing required field 'image'")
+            )
+        );
+
+        let malformed = client()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body("{\"image\": ");
+        let (status, error) = json(malformed.send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            error["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("malformed JSON"),
+            "{error}"
+        );
+
+        let (status, error) = json(client().post(&url).body("image=x").send().await.unwrap()).await;
+        assert_eq!(
+            (status, error["error"].as_str()),
+            (StatusCode::NOT_ACCEPTABLE, Some("Invalid content type"))
+        );
+
+        let huge = json!({"image": "A".repeat(5000)});
+        let (status, error) = json(post(&url, &huge).await).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            error["error"].as_str().unwrap().contains("1000 bytes"),
+            "{error}"
+        );
+
+        let (status, error) =
+            json(post(&url, &json!({"image": "this is not base64!"})).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            error["error"].as_str().unwrap().contains("'image'"),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn oversized_body_without_content_length_is_cut_off() {
+    let server = TestServer::start(&["--max-body-bytes", "1000"], echo()).await;
+    let chunks = futures::stream::iter((0..100).map(|_| Ok::<_, std::io::Error>(vec![b' '; 100])));
+    let response = client()
+        .post(server.v1())
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn full_queue_answers_429_with_retry_after() {
+    let gate = Gate::default();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let server = TestServer::start(
+        &["--workers", "1", "--queue-depth", "1"],
+        scripted(gate.clone(), runs.clone()),
+    )
+    .await;
+    let (_, running) = json(post(&server.v2(), &json!({"image": input("wait")})).await).await;
+    until("first job running", || runs.load(Ordering::SeqCst) == 1).await;
+    let (status, queued) = json(post(&server.v2(), &json!({"image": input("queued")})).await).await;
+    assert_eq!(status, StatusCode::OK);
+
+    for url in [server.v2(), server.v1()] {
+        let response = post(&url, &json!({"image": input("rejected")})).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry_after: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry_after >= 1);
+        let (_, error) = json(response).await;
+        assert!(
+            error["error"].as_str().unwrap().contains("queue is full"),
+            "{error}"
+        );
+    }
+    // Polls are never refused.
+    let poll = client()
+        .get(running["status_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poll.status(), StatusCode::OK);
+
+    gate.open();
+    for job in [running, queued] {
+        assert_eq!(
+            wait_terminal(job["status_url"].as_str().unwrap()).await["status"],
+            "COMPLETED"
+        );
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_panicking_job_fails_alone() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let server =
+        TestServer::start(&["--workers", "2"], scripted(Gate::default(), runs.clone())).await;
+    let (panics, works) = (
+        json!({"image": input("panic")}),
+        json!({"image": input("fine")}),
+    );
+    let (crashed, fine) = tokio::join!(run_v2(&server, &panics), run_v2(&server, &works));
+    assert_eq!(crashed["status"], "FAILED");
+    assert_eq!(crashed["error"], "the job crashed: scripted panic");
+    assert_eq!(fine["status"], "COMPLETED");
+
+    let (status, error) = json(post(&server.v1(), &json!({"image": input("panic")})).await).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some("the job crashed: scripted panic")
+        )
+    );
+    // Both workers still serve.
+    let (first, second) = (json!({"image": input("a")}), json!({"image": input("b")}));
+    let (a, b) = tokio::join!(run_v2(&server, &first), run_v2(&server, &second));
+    assert_eq!(
+        (a["status"].as_str(), b["status"].as_str()),
+        (Some("COMPLETED"), Some("COMPLETED"))
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn a_v1_request_past_its_deadline_gets_504_and_its_job_is_dropped() {
+    let gate = Gate::default();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let server = TestServer::start(
+        &["--workers", "1", "--sync-deadline", "0.3"],
+        scripted(gate.clone(), runs.clone()),
+    )
+    .await;
+    let (_, blocker) = json(post(&server.v2(), &json!({"image": input("wait")})).await).await;
+    until("blocker running", || runs.load(Ordering::SeqCst) == 1).await;
+    let (status, error) = json(post(&server.v1(), &json!({"image": input("late")})).await).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("sync deadline of 0.3 s"),
+        "{error}"
+    );
+
+    gate.open();
+    wait_terminal(blocker["status_url"].as_str().unwrap()).await;
+    // FIFO: had the late job not been dropped, it would run before this one.
+    assert_eq!(
+        run_v2(&server, &json!({"image": input("after")})).await["status"],
+        "COMPLETED"
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "the timed-out job must not run"
+    );
+}
+
+#[tokio::test]
+async fn a_v1_client_that_disconnects_stops_its_queued_job() {
+    let gate = Gate::default();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let server = TestServer::start(&["--workers", "1"], scripted(gate.clone(), runs.clone())).await;
+    let (_, blocker) = json(post(&server.v2(), &json!({"image": input("wait")})).await).await;
+    until("blocker running", || runs.load(Ordering::SeqCst) == 1).await;
+
+    let url = server.v1();
+    let impatient = tokio::spawn(async move { post(&url, &json!({"image": input("gone")})).await });
+    for _ in 0..200 {
+        if queued(&server).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(queued(&server).await, 1, "the v1 job should be waiting");
+    impatient.abort();
+    let _ = impatient.await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    gate.open();
+    wait_terminal(blocker["status_url"].as_str().unwrap()).await;
+    assert_eq!(
+        run_v2(&server, &json!({"image": input("after")})).await["status"],
+        "COMPLETED"
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "the abandoned job must not run"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_lets_the_running_job_finish_then_stops() {
+    let gate = Gate::default();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let server = TestServer::start(&["--workers", "1"], scripted(gate.clone(), runs.clone())).await;
+    let (url, base) = (server.v1(), server.url.clone());
+    let running = tokio::spawn(async move { post(&url, &json!({"image": input("wait")})).await });
+    until("job running", || runs.load(Ordering::SeqCst) == 1).await;
+
+    let stopped = server.shut_down();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !stopped.is_finished(),
+        "the server must wait for the running job"
+    );
+    gate.open();
+    let response = running.await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap(), "wait");
+    tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        client().get(format!("{base}/health")).send().await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn health_is_503_until_the_model_is_loaded() {
+    struct SlowToLoad(Gate);
+    impl upres_server::Upscaler for SlowToLoad {
+        fn warm_up(&self, _model: &str) -> Result<(), upres_server::ServerError> {
+            self.0.wait();
+            Ok(())
+        }
+        fn run(
+            &self,
+            input: &[u8],
+            _: &upres_server::JobSpec,
+        ) -> Result<Vec<u8>, upres_server::ServerError> {
+            Ok(input.to_vec())
+        }
+    }
+    let gate = Gate::default();
+    let server = TestServer::start(
+        &["--model", "esrgan-slim"],
+        Arc::new(SlowToLoad(gate.clone())),
+    )
+    .await;
+    let health = format!("{}/health", server.url);
+    let (status, body) = json(client().get(&health).send().await.unwrap()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("not ready: model esrgan-slim is loading")
+        )
+    );
+    gate.open();
+    for _ in 0..200 {
+        let (status, body) = json(client().get(&health).send().await.unwrap()).await;
+        if status == StatusCode::OK {
+            assert_eq!(body["model"], "esrgan-slim");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never ready");
+}
+
+#[tokio::test]
+async fn a_stalled_client_does_not_hold_up_others() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start(&["--body-timeout", "0.5"], echo()).await;
+    let address = server.url.trim_start_matches("http://").to_string();
+    // Headers promise a body that never comes.
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/{SLUG} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"image\""
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let others = tokio::time::timeout(Duration::from_secs(5), async {
+        for word in ["one", "two", "three"] {
+            let response = post(&server.v1(), &json!({"image": input(word)})).await;
+            assert_eq!(response.bytes().await.unwrap(), word);
+        }
+    });
+    others.await.expect("other clients were held up");
+    // The stalled request itself is answered 408 once the body timeout passes.
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stalled, &mut answer)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("timed out receiving the request body"),
+        "{answer}"
+    );
+}

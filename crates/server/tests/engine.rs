@@ -1,0 +1,173 @@
+//! The server on the real engine (esrgan-slim, the fast model): pixel sizes, alpha, errors
+//! from the engine, moderation, and 50 concurrent v2 jobs.
+
+mod common;
+
+use std::collections::HashSet;
+
+use axum::http::StatusCode;
+use common::*;
+use futures::future::join_all;
+use serde_json::json;
+
+const SLIM: [&str; 4] = [
+    "--model",
+    "esrgan-slim",
+    "--allow-private-urls",
+    "--queue-depth=64",
+];
+
+#[tokio::test]
+async fn v1_upscales_by_2_and_4_keeping_or_dropping_alpha() {
+    let host = image_host(png(24, 16, true)).await;
+    let server = TestServer::start(&SLIM, engine()).await;
+    let image = format!("{host}/img.png");
+    for (body, size, has_alpha) in [
+        (
+            json!({"image": image, "desired_increase": 2}),
+            (48, 32),
+            true,
+        ),
+        (json!({"image": image}), (96, 64), true),
+        (
+            json!({"image": image, "desired_increase": 2, "preserve_alpha": false}),
+            (48, 32),
+            false,
+        ),
+    ] {
+        let response = post(&server.v1(), &body).await;
+        assert_eq!(response.status(), StatusCode::OK, "{body}");
+        let inference: f64 = response.headers()["x-inference-time"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(inference > 0.0);
+        let output = image::load_from_memory(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!((output.width(), output.height()), size, "{body}");
+        assert_eq!(output.color().has_alpha(), has_alpha, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn fifty_concurrent_v2_jobs_all_complete() {
+    let host = image_host(png(16, 12, false)).await;
+    let server = TestServer::start(&SLIM, engine()).await;
+    let body = json!({"image": format!("{host}/img.png"), "desired_increase": 2});
+    let submits =
+        join_all((0..50).map(|_| async { json(post(&server.v2(), &body).await).await })).await;
+    let ids: HashSet<String> = submits
+        .iter()
+        .map(|(status, submitted)| {
+            assert_eq!(*status, StatusCode::OK, "{submitted}");
+            submitted["request_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 50);
+    let results = join_all(submits.iter().map(|(_, submitted)| async {
+        let done = wait_terminal(submitted["status_url"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "COMPLETED", "{done}");
+        let (_, result) = json(
+            client()
+                .get(submitted["response_url"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let png = client()
+            .get(result["output"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        png_size(&png)
+    }))
+    .await;
+    assert!(results.iter().all(|&size| size == (32, 24)), "{results:?}");
+}
+
+#[tokio::test]
+async fn engine_errors_are_400_on_v1_and_failed_on_v2() {
+    let server = TestServer::start(&SLIM, engine()).await;
+    let not_an_image = json!({"image": data_uri(b"GIF89a definitely not decodable")});
+    let (status, error) = json(post(&server.v1(), &not_an_image).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported image format"),
+        "{error}"
+    );
+    let failed = run_v2(&server, &not_an_image).await;
+    assert_eq!(
+        (failed["status"].as_str(), &failed["error"]),
+        (Some("FAILED"), &error["error"])
+    );
+
+    let truncated = png(32, 32, false)[..60].to_vec();
+    let (status, error) =
+        json(post(&server.v1(), &json!({"image": data_uri(&truncated)})).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+
+    for url in [server.v1(), server.v2()] {
+        let (status, error) = json(
+            post(
+                &url,
+                &json!({"image": data_uri(&png(4, 4, false)), "model": "nope"}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let message = error["error"].as_str().unwrap();
+        assert!(
+            message.starts_with("invalid 'model': unknown model 'nope' (installed: ")
+                && message.contains("esrgan-slim"),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn moderation_blocks_name_the_check() {
+    // The threshold is an engine setting: this engine blocks everything it checks.
+    let strict = upres_engine::Engine::new(&args(&["--moderation-threshold", "0"]).engine).unwrap();
+    let server = TestServer::start(&SLIM, std::sync::Arc::new(strict)).await;
+    let image = data_uri(&png(32, 32, false));
+    let input_check =
+        json!({"image": image, "desired_increase": 2, "visual_input_content_moderation": true});
+    let (status, error) = json(post(&server.v1(), &input_check).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("input image blocked by visual_input_content_moderation"),
+        "{error}"
+    );
+    let output_check =
+        json!({"image": image, "desired_increase": 2, "visual_output_content_moderation": true});
+    let failed = run_v2(&server, &output_check).await;
+    assert_eq!(failed["status"], "FAILED");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("output image blocked by visual_output_content_moderation"),
+        "{failed}"
+    );
+    // Without the flags nothing is checked.
+    assert_eq!(
+        post(
+            &server.v1(),
+            &json!({"image": image, "desired_increase": 2})
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+}
