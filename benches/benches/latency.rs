@@ -1,6 +1,7 @@
 //! Latency of one image per installed model at x2 and x4: decode, upscale and PNG encode, as a
 //! request does it (the HTTP layer adds little). Input: the centre 256x256 of scikit-image's
-//! astronaut photo (installed by scripts/setup.sh into .cache/testdata).
+//! astronaut photo (installed by scripts/setup.sh into .cache/testdata). Each cell is a second
+//! run, with the first (cold for that input size) in brackets.
 //!
 //! `cargo bench -p upres-benches --bench latency`. Env: UPRES_BENCH_SIZE (default 256),
 //! UPRES_BENCH_MODELS (comma-separated ids; default all installed).
@@ -35,11 +36,15 @@ fn main() {
         let mut cells = Vec::new();
         for scale in [2, 4] {
             let request = UpscaleRequest { model: model.clone(), scale, preserve_alpha: true };
-            let started = Instant::now();
-            let image = engine.decode(&input).unwrap();
-            let out = engine.upscale(&image, &request).unwrap();
-            std::hint::black_box(upres_engine::encode(&out, OutputFormat::Png).unwrap());
-            cells.push(format!("{:.2} s", started.elapsed().as_secs_f64()));
+            let run = || {
+                let started = Instant::now();
+                let image = engine.decode(&input).unwrap();
+                let out = engine.upscale(&image, &request).unwrap();
+                std::hint::black_box(upres_engine::encode(&out, OutputFormat::Png).unwrap());
+                started.elapsed().as_secs_f64()
+            };
+            let first = run(); // includes ONNX Runtime's first-run allocations for this size
+            cells.push(format!("{:.2} s ({first:.2} s first)", run()));
         }
         println!("| {model} | {} | {} |", cells[0], cells[1]);
     }

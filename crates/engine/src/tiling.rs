@@ -65,28 +65,25 @@ pub struct Rect {
     pub h: usize,
 }
 
-/// Tile starts along one axis: a stride of `size - overlap`, the last tile flush with the end.
-fn starts(len: usize, size: usize, overlap: usize) -> Vec<usize> {
+/// Tiles along one axis as (start, length): the fewest tiles of at most `size` that overlap by
+/// at least `overlap`, all of one length and evenly spread, so no tile is mostly a repeat of
+/// its neighbour (a 256-pixel side with 192-pixel tiles gets two tiles of 136, not two of 192).
+fn spans(len: usize, size: usize, overlap: usize) -> Vec<(usize, usize)> {
     if len <= size {
-        return vec![0];
+        return vec![(0, len)];
     }
-    let stride = size - overlap;
-    let mut starts: Vec<usize> = (0..).map(|i| i * stride).take_while(|s| s + size < len).collect();
-    starts.push(len - size);
-    starts
+    let n = (len - overlap).div_ceil(size - overlap);
+    let tile = (len + (n - 1) * overlap).div_ceil(n);
+    (0..n).map(|i| ((i * (len - tile)).div_ceil(n - 1), tile)).collect()
 }
 
 /// The tiles covering a `width` x `height` image, in rows, top to bottom.
 pub fn grid(width: usize, height: usize, cfg: TileConfig) -> Vec<Vec<Rect>> {
     let (size, overlap) = (cfg.size as usize, cfg.overlap as usize);
-    let xs = starts(width, size, overlap);
-    starts(height, size, overlap)
+    let xs = spans(width, size, overlap);
+    spans(height, size, overlap)
         .into_iter()
-        .map(|y| {
-            xs.iter()
-                .map(|&x| Rect { x, y, w: size.min(width), h: size.min(height) })
-                .collect()
-        })
+        .map(|(y, h)| xs.iter().map(|&(x, w)| Rect { x, y, w, h }).collect())
         .collect()
 }
 
@@ -295,6 +292,11 @@ mod tests {
             for pair in rows[0].windows(2) {
                 assert!(pair[0].x + pair[0].w >= pair[1].x + 16, "overlap too small");
             }
+            let tiles: Vec<&Rect> = rows.iter().flatten().collect();
+            assert!(tiles.iter().all(|r| r.w <= 64 && r.h <= 64), "tile larger than configured");
+            // Few tiles: no two would do with one less (each axis needs ceil((len-16)/48)).
+            let need = |len: usize| if len <= 64 { 1 } else { (len - 16).div_ceil(48) };
+            assert_eq!(tiles.len(), need(w) * need(h), "{w}x{h}");
         }
     }
 

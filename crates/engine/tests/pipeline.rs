@@ -49,15 +49,19 @@ fn tiling_error(tile: u32, overlap: u32) -> (f32, f32) {
     }
     let grid = upres_engine::tiling::grid(rgb.width, rgb.height, upres_engine::TileConfig { size: tile, overlap });
     assert!(grid.len() >= 3 && grid[0].len() >= 3, "need at least 3x3 tiles");
-    // Boundary lines: every output column/row inside an overlap between neighbouring tiles.
+    // Boundary lines: every output column/row inside an overlap between neighbouring tiles,
+    // and 4 more on each side (where a hard cut, with no overlap, puts its seam).
+    let zone = |next_start: usize, prev_end: usize, len: usize| {
+        (next_start * 2).saturating_sub(4)..(prev_end * 2 + 4).min(len)
+    };
     let mut worst = 0f32;
     for pair in grid[0].windows(2) {
-        for x in pair[1].x * 2..(pair[0].x + pair[0].w) * 2 {
+        for x in zone(pair[1].x, pair[0].x + pair[0].w, w) {
             worst = worst.max(col[x]);
         }
     }
     for pair in grid.windows(2) {
-        for y in pair[1][0].y * 2..(pair[0][0].y + pair[0][0].h) * 2 {
+        for y in zone(pair[1][0].y, pair[0][0].y + pair[0][0].h, h) {
             worst = worst.max(row[y]);
         }
     }

@@ -415,18 +415,7 @@ async fn a_v1_request_past_its_deadline_gets_504_and_its_job_is_dropped() {
         "{error}"
     );
 
-    gate.open();
-    wait_terminal(blocker["status_url"].as_str().unwrap()).await;
-    // FIFO: had the late job not been dropped, it would run before this one.
-    assert_eq!(
-        run_v2(&server, &json!({"image": input("after")})).await["status"],
-        "COMPLETED"
-    );
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        2,
-        "the timed-out job must not run"
-    );
+    assert_dropped_job_never_runs(&server, &gate, &blocker, &runs, "the timed-out job").await;
 }
 
 #[tokio::test]
@@ -450,17 +439,25 @@ async fn a_v1_client_that_disconnects_stops_its_queued_job() {
     let _ = impatient.await;
     tokio::time::sleep(Duration::from_millis(100)).await;
 
+    assert_dropped_job_never_runs(&server, &gate, &blocker, &runs, "the abandoned job").await;
+}
+
+/// Releases the blocking job, runs one more job to completion and checks only those two ran.
+/// FIFO: had the dropped job not been dropped, it would have run before the last one.
+async fn assert_dropped_job_never_runs(
+    server: &TestServer,
+    gate: &Gate,
+    blocker: &serde_json::Value,
+    runs: &AtomicUsize,
+    dropped: &str,
+) {
     gate.open();
     wait_terminal(blocker["status_url"].as_str().unwrap()).await;
     assert_eq!(
-        run_v2(&server, &json!({"image": input("after")})).await["status"],
+        run_v2(server, &json!({"image": input("after")})).await["status"],
         "COMPLETED"
     );
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        2,
-        "the abandoned job must not run"
-    );
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "{dropped} must not run");
 }
 
 #[tokio::test]
