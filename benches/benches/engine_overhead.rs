@@ -3,13 +3,13 @@
 //! measured in the same process, interleaved, reported as a ratio. Also sweeps tile sizes.
 //!
 //! `cargo bench -p upres-benches` (needs `scripts/setup.sh esrgan-slim`). Env: UPRES_BENCH_MODEL
-//! (default esrgan-slim), UPRES_BENCH_SIZE (default 512), UPRES_BENCH_ROUNDS (default 5).
+//! (default esrgan-slim), UPRES_BENCH_SIZE (default 512), UPRES_BENCH_ROUNDS (default 9).
 
 use std::time::{Duration, Instant};
 
 use image::{DynamicImage, RgbImage};
 use upres_engine::tiling::grid;
-use upres_engine::{run_sr, Engine, EngineArgs, Image, TileConfig, UpscaleRequest};
+use upres_engine::{run_sr_with, Engine, EngineArgs, Image, TileConfig, UpscaleRequest};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -33,7 +33,7 @@ fn engine_with_tile(tile: u32, overlap: u32) -> Engine {
 fn main() {
     let model: String = env_or("UPRES_BENCH_MODEL", "esrgan-slim".to_string());
     let size: u32 = env_or("UPRES_BENCH_SIZE", 512);
-    let rounds: usize = env_or("UPRES_BENCH_ROUNDS", 5);
+    let rounds: usize = env_or("UPRES_BENCH_ROUNDS", 9);
     let image = picture(size);
     let request = UpscaleRequest { model: model.clone(), scale: 4, preserve_alpha: true };
 
@@ -45,27 +45,35 @@ fn main() {
     let crops: Vec<Vec<f32>> = tiles.iter().map(|&r| rgb.crop(r)).collect();
     engine.upscale(&image, &request).unwrap(); // warm-up
 
+    // Interleaved rounds; the ratio of each round, so drift in machine speed cancels out.
+    let mut ratios = Vec::with_capacity(rounds);
     let (mut full, mut bare) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..rounds {
         let t = Instant::now();
         for (crop, &rect) in crops.iter().zip(&tiles) {
-            std::hint::black_box(run_sr(&session, crop, rect).unwrap());
+            run_sr_with(&session, crop, rect, |out| std::hint::black_box(out.len())).unwrap();
         }
-        bare += t.elapsed();
+        let b = t.elapsed();
         let t = Instant::now();
         std::hint::black_box(engine.upscale(&image, &request).unwrap());
-        full += t.elapsed();
+        let f = t.elapsed();
+        ratios.push(f.as_secs_f64() / b.as_secs_f64());
+        (full, bare) = (full + f, bare + b);
     }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
     let per = |d: Duration| d.as_secs_f64() / rounds as f64;
     println!(
-        "{model} x4 {size}x{size}, {} tiles of {}+{}: engine {:.3} s, bare session {:.3} s, ratio {:.3} (overhead {:+.1}%)",
+        "{model} x4 {size}x{size}, {} tiles of {}+{}: engine {:.3} s, bare session {:.3} s per image; \
+         ratio median {median:.3} (overhead {:+.1}%), range {:.3}..{:.3} over {rounds} rounds",
         tiles.len(),
         defaults.size,
         defaults.overlap,
         per(full),
         per(bare),
-        per(full) / per(bare),
-        (per(full) / per(bare) - 1.0) * 100.0
+        (median - 1.0) * 100.0,
+        ratios[0],
+        ratios[ratios.len() - 1],
     );
 
     // Tile-size sweep: throughput relative to the default tile size.

@@ -130,11 +130,11 @@ impl Engine {
             self.tile,
             native as usize,
             downscale as usize,
-            |tile, rect| {
-                let result = run_sr(&session, tile, rect);
+            |tile, rect, consume: &mut dyn FnMut(&[f32])| {
+                run_sr_with(&session, tile, rect, consume)?;
                 done += 1;
                 progress(done, total);
-                result
+                Ok(())
             },
             |y0, rows| out.write_rgb_rows(y0, rows),
         )?;
@@ -167,16 +167,23 @@ impl Engine {
     }
 }
 
-/// Runs a super-resolution session on one planar RGB tile and copies its output out.
-pub fn run_sr(session: &SharedSession, tile: &[f32], rect: Rect) -> Result<Vec<f32>> {
+/// Runs a super-resolution session on one planar RGB tile and hands `use_output` its planar
+/// output, in place (the session stays locked meanwhile).
+pub fn run_sr_with<R>(
+    session: &SharedSession,
+    tile: &[f32],
+    rect: Rect,
+    use_output: impl FnOnce(&[f32]) -> R,
+) -> Result<R> {
     let input = TensorRef::from_array_view(([1usize, 3, rect.h, rect.w], tile))?;
     let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
     let outputs = session.run(ort::inputs![input])?;
     let (_, data) = outputs[0].try_extract_tensor::<f32>()?;
-    Ok(data.to_vec())
+    Ok(use_output(data))
 }
 
 /// Upscales planar data with the session directly (no tiling, no alpha), as a reference.
 pub fn run_untiled(session: &SharedSession, input: &Planar) -> Result<Vec<f32>> {
-    run_sr(session, &input.data, Rect { x: 0, y: 0, w: input.width, h: input.height })
+    let whole = Rect { x: 0, y: 0, w: input.width, h: input.height };
+    run_sr_with(session, &input.data, whole, <[f32]>::to_vec)
 }

@@ -35,10 +35,18 @@ pub trait Sample: Copy + Default + Send + Sync + image::Primitive + 'static {
     fn from_u16(v: u16) -> Self;
 }
 
+/// `round(clamp(v, 0, 1) * max)`, half away from zero, without a libm call: for x >= 0,
+/// `x - trunc(x)` is exact in f32, so comparing it with 0.5 rounds exactly as `f32::round`.
+fn round_unit(v: f32, max: f32) -> u32 {
+    let x = v.clamp(0.0, 1.0) * max;
+    let whole = x as u32;
+    whole + u32::from(x - whole as f32 >= 0.5)
+}
+
 impl Sample for u8 {
     const SCALE: f32 = 255.0;
     fn from_unit(v: f32) -> Self {
-        (v.clamp(0.0, 1.0) * Self::SCALE).round() as u8
+        round_unit(v, Self::SCALE) as u8
     }
     fn from_u16(v: u16) -> Self {
         ((u32::from(v) * 255 + 32767) / 65535) as u8
@@ -48,7 +56,7 @@ impl Sample for u8 {
 impl Sample for u16 {
     const SCALE: f32 = 65535.0;
     fn from_unit(v: f32) -> Self {
-        (v.clamp(0.0, 1.0) * Self::SCALE).round() as u16
+        round_unit(v, Self::SCALE) as u16
     }
     fn from_u16(v: u16) -> Self {
         v
@@ -74,21 +82,19 @@ impl<T: Sample> Raster<T> {
 
     /// Writes interleaved RGB rows starting at row `y0`.
     pub fn write_rgb_rows(&mut self, y0: usize, rows: &[f32]) {
-        let ch = self.layout.channels();
-        let grey = self.layout.grey;
-        let start = y0 * self.width * ch;
-        let pixels = rows.len() / 3;
-        self.data[start..start + pixels * ch]
-            .par_chunks_exact_mut(ch * self.width)
-            .zip(rows.par_chunks_exact(3 * self.width))
+        let (ch, width, grey) = (self.layout.channels(), self.width, self.layout.grey);
+        let start = y0 * width * ch;
+        self.data[start..start + rows.len() / 3 * ch]
+            .par_chunks_exact_mut(ch * width)
+            .zip(rows.par_chunks_exact(3 * width))
             .for_each(|(out, rgb)| {
                 for (px, v) in out.chunks_exact_mut(ch).zip(rgb.chunks_exact(3)) {
                     if grey {
                         px[0] = T::from_unit(luma(v));
                     } else {
-                        for c in 0..3 {
-                            px[c] = T::from_unit(v[c]);
-                        }
+                        px[0] = T::from_unit(v[0]);
+                        px[1] = T::from_unit(v[1]);
+                        px[2] = T::from_unit(v[2]);
                     }
                 }
             });
@@ -169,6 +175,16 @@ mod tests {
         assert_eq!(u8::from_unit(-0.2), 0);
         assert_eq!(u8::from_unit(1.3), 255);
         assert_eq!(u16::from_unit(0.5), 32768);
+        // Agrees with f32::round everywhere on a dense sweep, halves included.
+        for i in 0..=2_000_000u32 {
+            let v = i as f32 / 2_000_000.0;
+            assert_eq!(u8::from_unit(v), (v * 255.0).round() as u8, "{v}");
+            assert_eq!(u16::from_unit(v), (v * 65535.0).round() as u16, "{v}");
+        }
+        for level in 0..255u32 {
+            let half = (level as f32 + 0.5) / 255.0;
+            assert_eq!(u8::from_unit(half), (half * 255.0).round() as u8);
+        }
         assert_eq!(u8::from_u16(65535), 255);
         assert_eq!(u8::from_u16(257 * 100), 100);
     }

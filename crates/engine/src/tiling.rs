@@ -3,6 +3,8 @@
 //! seams). Output rows are streamed out as soon as no later tile can touch them, so memory
 //! holds one band of tile rows in float, never the whole float output.
 
+use rayon::prelude::*;
+
 use crate::error::{EngineError, Result};
 
 /// Tile size and overlap, in input pixels.
@@ -108,6 +110,23 @@ fn axis_weights(start: usize, len: usize, total: usize, overlap: usize, scale: u
         .collect()
 }
 
+/// Blend weights of every tile along one axis, divided by their sum at each output pixel so
+/// they add up to 1 there. The grid is separable (every tile of a column shares its x span),
+/// so the 2-D weight of a tile, `wx * wy`, also sums to 1 over the tiles covering a pixel and
+/// the blend needs no per-pixel weight sums.
+fn normalized_weights(spans: &[(usize, usize)], total: usize, overlap: usize, scale: usize) -> Vec<Vec<f32>> {
+    let mut weights: Vec<Vec<f32>> =
+        spans.iter().map(|&(start, len)| axis_weights(start, len, total, overlap, scale)).collect();
+    let mut sum = vec![0f32; total * scale];
+    for (&(start, _), w) in spans.iter().zip(&weights) {
+        sum[start * scale..][..w.len()].iter_mut().zip(w).for_each(|(s, v)| *s += v);
+    }
+    for (&(start, _), w) in spans.iter().zip(&mut weights) {
+        w.iter_mut().zip(&sum[start * scale..]).for_each(|(v, s)| *v /= s);
+    }
+    weights
+}
+
 /// kxk area average of a planar RGB tile (k > 1).
 fn box_downscale(data: &[f32], w: usize, h: usize, k: usize) -> Vec<f32> {
     let (ow, oh) = (w / k, h / k);
@@ -132,14 +151,21 @@ fn box_downscale(data: &[f32], w: usize, h: usize, k: usize) -> Vec<f32> {
 /// would otherwise dominate a 1-pixel-wide tile and darken it.
 const MIN_SIDE: usize = 16;
 
-/// Runs `infer` on `rect`. A thin tile is edge-padded to `MIN_SIDE`, centred so that the
-/// model's own zero padding stays away from the real pixels, and the output cropped back.
+/// What the model is: planar tile data and its rect in, the planar output handed to the
+/// callback (so it can be used in place, without a copy).
+pub trait Infer: FnMut(&[f32], Rect, &mut dyn FnMut(&[f32])) -> Result<()> {}
+impl<F: FnMut(&[f32], Rect, &mut dyn FnMut(&[f32])) -> Result<()>> Infer for F {}
+
+/// Runs `infer` on `rect` and hands its output to `consume`. A thin tile is edge-padded to
+/// `MIN_SIDE`, centred so that the model's own zero padding stays away from the real pixels,
+/// and the output cropped back.
 fn infer_tile(
     input: &Planar,
     rect: Rect,
     model_scale: usize,
-    infer: &mut impl FnMut(&[f32], Rect) -> Result<Vec<f32>>,
-) -> Result<Vec<f32>> {
+    infer: &mut impl Infer,
+    consume: &mut dyn FnMut(&[f32]),
+) -> Result<()> {
     let padded = Rect { w: rect.w.max(MIN_SIDE), h: rect.h.max(MIN_SIDE), ..rect };
     let (left, top) = ((padded.w - rect.w) / 2, (padded.h - rect.h) / 2);
     let tile = input.crop(rect);
@@ -156,63 +182,79 @@ fn infer_tile(
         }
         out
     };
-    let raw = infer(&data, padded)?;
     let expected = 3 * padded.w * padded.h * model_scale * model_scale;
-    if raw.len() != expected {
-        return Err(EngineError::Inference(format!(
-            "model returned {} values for a {}x{} tile, expected {expected}",
-            raw.len(),
-            padded.w,
-            padded.h
-        )));
+    let mut wrong_size = None;
+    infer(&data, padded, &mut |raw: &[f32]| {
+        if raw.len() != expected {
+            wrong_size = Some(raw.len());
+        } else if padded == rect {
+            consume(raw);
+        } else {
+            let (pw, ph) = (padded.w * model_scale, padded.h * model_scale);
+            let (w, h) = (rect.w * model_scale, rect.h * model_scale);
+            let (x0, y0) = (left * model_scale, top * model_scale);
+            let cropped: Vec<f32> = raw
+                .chunks_exact(pw * ph)
+                .flat_map(|plane| (y0..y0 + h).flat_map(move |y| plane[y * pw + x0..][..w].iter().copied()))
+                .collect();
+            consume(&cropped);
+        }
+    })?;
+    match wrong_size {
+        Some(got) => Err(EngineError::Inference(format!(
+            "model returned {got} values for a {}x{} tile, expected {expected}",
+            padded.w, padded.h
+        ))),
+        None => Ok(()),
     }
-    if padded == rect {
-        return Ok(raw);
-    }
-    let (pw, ph) = (padded.w * model_scale, padded.h * model_scale);
-    let (w, h) = (rect.w * model_scale, rect.h * model_scale);
-    let (x0, y0) = (left * model_scale, top * model_scale);
-    Ok(raw
-        .chunks_exact(pw * ph)
-        .flat_map(|plane| (y0..y0 + h).flat_map(move |y| plane[y * pw + x0..][..w].iter().copied()))
-        .collect())
 }
 
-/// Weighted sums for the output rows that tiles still touch.
+/// Blended output rows that tiles still touch, as weighted sums (weights already normalised).
+/// Allocated once, one tile row high: after a flush the unfinished rows move to the front.
 struct Band {
     width: usize,
     /// First output row held.
     y0: usize,
-    /// Interleaved RGB weighted sums, `rows * width * 3`.
+    /// Interleaved RGB, `rows * width * 3`.
     acc: Vec<f32>,
-    /// Sum of weights per pixel, `rows * width`.
-    weight: Vec<f32>,
 }
 
 impl Band {
-    fn ensure_rows(&mut self, end: usize) {
-        let rows = end.saturating_sub(self.y0);
-        if self.weight.len() < rows * self.width {
-            self.weight.resize(rows * self.width, 0.0);
-            self.acc.resize(rows * self.width * 3, 0.0);
-        }
+    fn new(width: usize, rows: usize) -> Self {
+        Band { width, y0: 0, acc: vec![0.0; rows * width * 3] }
     }
 
-    /// Normalises rows `[y0, end)` in place and hands them out, then drops them.
+    /// Adds a planar tile of `tw` x `th` output pixels at output position (`ox`, `oy`), weighted
+    /// by `wx[x] * wy[y]`. Rows are independent: spread over the cores.
+    fn add(&mut self, tile: &[f32], (ox, oy): (usize, usize), wx: &[f32], wy: &[f32]) {
+        let (tw, th, width) = (wx.len(), wy.len(), self.width);
+        let first = oy - self.y0;
+        let plane = tw * th;
+        self.acc[first * width * 3..(first + th) * width * 3]
+            .par_chunks_exact_mut(width * 3)
+            .zip(wy.par_iter())
+            .enumerate()
+            .for_each(|(ty, (acc, &wrow))| {
+                let acc = &mut acc[ox * 3..(ox + tw) * 3];
+                let at = |c: usize| &tile[c * plane + ty * tw..][..tw];
+                let (r, g, b) = (at(0), at(1), at(2));
+                for (tx, px) in acc.chunks_exact_mut(3).enumerate() {
+                    let w = wx[tx] * wrow;
+                    px[0] += w * r[tx];
+                    px[1] += w * g[tx];
+                    px[2] += w * b[tx];
+                }
+            });
+    }
+
+    /// Hands out rows `[y0, end)` and drops them.
     fn flush(&mut self, end: usize, sink: &mut impl FnMut(usize, &[f32])) {
-        let n = end.saturating_sub(self.y0).min(self.weight.len() / self.width.max(1));
-        if n == 0 {
-            return;
-        }
-        let pixels = n * self.width;
-        for (rgb, &w) in self.acc[..pixels * 3].chunks_exact_mut(3).zip(&self.weight[..pixels]) {
-            let inv = if w > 0.0 { 1.0 / w } else { 0.0 };
-            rgb.iter_mut().for_each(|v| *v *= inv);
-        }
-        sink(self.y0, &self.acc[..pixels * 3]);
-        self.acc.drain(..pixels * 3);
-        self.weight.drain(..pixels);
-        self.y0 += n;
+        let done = (end - self.y0) * self.width * 3;
+        sink(self.y0, &self.acc[..done]);
+        self.acc.copy_within(done.., 0);
+        let kept = self.acc.len() - done;
+        self.acc[kept..].fill(0.0);
+        self.y0 = end;
     }
 }
 
@@ -224,45 +266,28 @@ pub fn upscale(
     cfg: TileConfig,
     model_scale: usize,
     downscale: usize,
-    mut infer: impl FnMut(&[f32], Rect) -> Result<Vec<f32>>,
+    mut infer: impl Infer,
     mut sink: impl FnMut(usize, &[f32]),
 ) -> Result<()> {
     let scale = model_scale / downscale;
-    let out_w = input.width * scale;
     let rows = grid(input.width, input.height, cfg);
     let overlap = cfg.overlap as usize;
-    let mut band = Band { width: out_w, y0: 0, acc: Vec::new(), weight: Vec::new() };
+    let x_spans: Vec<_> = rows[0].iter().map(|r| (r.x, r.w)).collect();
+    let y_spans: Vec<_> = rows.iter().map(|row| (row[0].y, row[0].h)).collect();
+    let wx = normalized_weights(&x_spans, input.width, overlap, scale);
+    let wy = normalized_weights(&y_spans, input.height, overlap, scale);
+    let mut band = Band::new(input.width * scale, y_spans[0].1 * scale);
     for (r, row) in rows.iter().enumerate() {
-        for &rect in row {
-            let raw = infer_tile(input, rect, model_scale, &mut infer)?;
-            let tile = if downscale > 1 {
-                box_downscale(&raw, rect.w * model_scale, rect.h * model_scale, downscale)
-            } else {
-                raw
-            };
-            let (tw, th) = (rect.w * scale, rect.h * scale);
-            let wx = axis_weights(rect.x, rect.w, input.width, overlap, scale);
-            let wy = axis_weights(rect.y, rect.h, input.height, overlap, scale);
-            let (ox, oy) = (rect.x * scale, rect.y * scale);
-            band.ensure_rows(oy + th);
-            let plane = tw * th;
-            for (ty, &wrow) in wy.iter().enumerate() {
-                let p0 = (oy + ty - band.y0) * out_w + ox;
-                let weights = &mut band.weight[p0..p0 + tw];
-                let acc = &mut band.acc[p0 * 3..(p0 + tw) * 3];
-                let (r, g, b) = (
-                    &tile[ty * tw..][..tw],
-                    &tile[plane + ty * tw..][..tw],
-                    &tile[2 * plane + ty * tw..][..tw],
-                );
-                for tx in 0..tw {
-                    let w = wx[tx] * wrow;
-                    weights[tx] += w;
-                    acc[tx * 3] += w * r[tx];
-                    acc[tx * 3 + 1] += w * g[tx];
-                    acc[tx * 3 + 2] += w * b[tx];
+        for (c, &rect) in row.iter().enumerate() {
+            let at = (rect.x * scale, rect.y * scale);
+            infer_tile(input, rect, model_scale, &mut infer, &mut |raw| {
+                if downscale > 1 {
+                    let (w, h) = (rect.w * model_scale, rect.h * model_scale);
+                    band.add(&box_downscale(raw, w, h, downscale), at, &wx[c], &wy[r]);
+                } else {
+                    band.add(raw, at, &wx[c], &wy[r]);
                 }
-            }
+            })?;
         }
         let done = rows.get(r + 1).map_or(input.height * scale, |next| next[0].y * scale);
         band.flush(done, &mut sink);
@@ -329,7 +354,10 @@ mod tests {
                 TileConfig { size: 32, overlap: 8 },
                 model_scale,
                 down,
-                |data, rect| Ok(nearest(data, rect, model_scale)),
+                |data, rect, out: &mut dyn FnMut(&[f32])| {
+                    out(&nearest(data, rect, model_scale));
+                    Ok(())
+                },
                 |y0, rows| {
                     assert_eq!(y0, next_row, "rows out of order");
                     next_row += rows.len() / (w * s * 3);
