@@ -12,15 +12,22 @@ use upres_engine::tiling::grid;
 use upres_engine::{run_sr_with, Engine, EngineArgs, Image, TileConfig, UpscaleRequest};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A deterministic textured test picture (smooth gradients plus fine detail).
 fn picture(size: u32) -> Image {
-    Image::new(DynamicImage::ImageRgb8(RgbImage::from_fn(size, size, |x, y| {
-        let f = |a: u32, b: u32| ((a * 7 + b * 13 + (a * b) % 29) % 256) as u8;
-        image::Rgb([f(x, y), f(y, x / 2 + 3), ((x + y) / 4 % 256) as u8])
-    })))
+    Image::new(DynamicImage::ImageRgb8(RgbImage::from_fn(
+        size,
+        size,
+        |x, y| {
+            let f = |a: u32, b: u32| ((a * 7 + b * 13 + (a * b) % 29) % 256) as u8;
+            image::Rgb([f(x, y), f(y, x / 2 + 3), ((x + y) / 4 % 256) as u8])
+        },
+    )))
 }
 
 fn engine_with_tile(tile: u32, overlap: u32) -> Engine {
@@ -35,13 +42,20 @@ fn main() {
     let size: u32 = env_or("UPRES_BENCH_SIZE", 512);
     let rounds: usize = env_or("UPRES_BENCH_ROUNDS", 9);
     let image = picture(size);
-    let request = UpscaleRequest { model: model.clone(), scale: 4, preserve_alpha: true };
+    let request = UpscaleRequest {
+        model: model.clone(),
+        scale: 4,
+        preserve_alpha: true,
+    };
 
     let defaults = TileConfig::default();
     let engine = engine_with_tile(defaults.size, defaults.overlap);
     let session = engine.session(&model, 4).unwrap();
     let (rgb, _) = upres_engine::alpha::split(&image.pixels);
-    let tiles: Vec<_> = grid(rgb.width, rgb.height, defaults).into_iter().flatten().collect();
+    let tiles: Vec<_> = grid(rgb.width, rgb.height, defaults)
+        .into_iter()
+        .flatten()
+        .collect();
     let crops: Vec<Vec<f32>> = tiles.iter().map(|&r| rgb.crop(r)).collect();
     engine.upscale(&image, &request).unwrap(); // warm-up
 
@@ -79,8 +93,17 @@ fn main() {
     // Tile-size sweep: throughput relative to the default tile size.
     let base = per_image(&engine, &image, &request, rounds.min(3));
     for tile in [64, 128, 256, 384] {
-        let t = per_image(&engine_with_tile(tile, defaults.overlap), &image, &request, rounds.min(3));
-        println!("tile {tile}: {t:.3} s per image, {:.3}x the default tile {}", t / base, defaults.size);
+        let t = per_image(
+            &engine_with_tile(tile, defaults.overlap),
+            &image,
+            &request,
+            rounds.min(3),
+        );
+        println!(
+            "tile {tile}: {t:.3} s per image, {:.3}x the default tile {}",
+            t / base,
+            defaults.size
+        );
     }
 }
 
@@ -92,4 +115,3 @@ fn per_image(engine: &Engine, image: &Image, request: &UpscaleRequest, rounds: u
     }
     t.elapsed().as_secs_f64() / rounds as f64
 }
-

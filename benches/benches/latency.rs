@@ -13,17 +13,23 @@ use image::{DynamicImage, ImageFormat};
 use upres_engine::{Engine, EngineArgs, OutputFormat, UpscaleRequest};
 
 fn main() {
-    let size: u32 = std::env::var("UPRES_BENCH_SIZE").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let size: u32 = std::env::var("UPRES_BENCH_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
     let engine = Engine::new(&EngineArgs::default()).expect("run scripts/setup.sh first");
-    let photo = image::open(upres_engine::config::resolve(Path::new(".cache/testdata/astronaut.png")))
-        .expect("run scripts/setup.sh first");
+    let photo = image::open(upres_engine::config::resolve(Path::new(
+        ".cache/testdata/astronaut.png",
+    )))
+    .expect("run scripts/setup.sh first");
     let (x, y) = ((photo.width() - size) / 2, (photo.height() - size) / 2);
     let mut input = Vec::new();
     DynamicImage::ImageRgb8(photo.crop_imm(x, y, size, size).to_rgb8())
         .write_to(&mut std::io::Cursor::new(&mut input), ImageFormat::Png)
         .unwrap();
-    let wanted: Option<Vec<String>> =
-        std::env::var("UPRES_BENCH_MODELS").ok().map(|v| v.split(',').map(str::to_string).collect());
+    let wanted: Option<Vec<String>> = std::env::var("UPRES_BENCH_MODELS")
+        .ok()
+        .map(|v| v.split(',').map(str::to_string).collect());
     let models: Vec<String> = engine
         .models()
         .map(|m| m.id.clone())
@@ -35,7 +41,11 @@ fn main() {
         engine.preload(&model, false).unwrap();
         let mut cells = Vec::new();
         for scale in [2, 4] {
-            let request = UpscaleRequest { model: model.clone(), scale, preserve_alpha: true };
+            let request = UpscaleRequest {
+                model: model.clone(),
+                scale,
+                preserve_alpha: true,
+            };
             let run = || {
                 let started = Instant::now();
                 let image = engine.decode(&input).unwrap();

@@ -3,12 +3,17 @@
 
 mod upscale;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "upres", version, about = "Image super-resolution (x2, x4) with ONNX models")]
+#[command(
+    name = "upres",
+    version,
+    about = "Image super-resolution (x2, x4) with ONNX models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,16 +30,21 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("UPRES_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("UPRES_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Upscale(args) => upscale::run(args),
         Command::Serve(args) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(upres_server::serve(args)).map_err(anyhow::Error::from))
+            .and_then(|rt| {
+                rt.block_on(upres_server::serve(args))
+                    .map_err(anyhow::Error::from)
+            })
             .map(|()| true),
     };
     match outcome {

@@ -65,15 +65,24 @@ pub fn run(args: UpscaleArgs) -> anyhow::Result<bool> {
     let inputs = expand_inputs(&args.inputs)?;
     let jobs = plan_outputs(&inputs, &args)?;
     let engine = Engine::new(&args.engine)?;
-    let request = UpscaleRequest { model: args.model.clone(), scale: args.scale, preserve_alpha: !args.no_alpha };
+    let request = UpscaleRequest {
+        model: args.model.clone(),
+        scale: args.scale,
+        preserve_alpha: !args.no_alpha,
+    };
     engine.model(&request.model)?.plan(request.scale)?;
 
     let bars = MultiProgress::new();
     let overall = bars.add(ProgressBar::new(jobs.len() as u64));
-    overall.set_style(ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} images {elapsed}").unwrap());
+    overall.set_style(
+        ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} images {elapsed}")
+            .unwrap(),
+    );
     overall.set_prefix("total");
     let tiles = bars.add(ProgressBar::new(0));
-    tiles.set_style(ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} tiles {msg}").unwrap());
+    tiles.set_style(
+        ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} tiles {msg}").unwrap(),
+    );
     tiles.set_prefix("image");
 
     let (decoded_tx, decoded_rx) = sync_channel::<(Job, anyhow::Result<Image>)>(1);
@@ -105,13 +114,17 @@ pub fn run(args: UpscaleArgs) -> anyhow::Result<bool> {
         for (job, image) in decoded_rx {
             tiles.set_message(job.input.display().to_string());
             let upscaled = image.and_then(|image| {
-                Ok(engine.upscale_with_progress(&image, &request, &|done, total| {
-                    tiles.set_length(total as u64);
-                    tiles.set_position(done as u64);
-                })?)
+                Ok(
+                    engine.upscale_with_progress(&image, &request, &|done, total| {
+                        tiles.set_length(total as u64);
+                        tiles.set_position(done as u64);
+                    })?,
+                )
             });
             match upscaled {
-                Ok(out) => encoded_tx.send((job, out)).expect("saver runs until the channel closes"),
+                Ok(out) => encoded_tx
+                    .send((job, out))
+                    .expect("saver runs until the channel closes"),
                 Err(err) => {
                     report(&bars, &job, &err);
                     failures += 1;
@@ -163,8 +176,10 @@ fn expand_inputs(inputs: &[String]) -> anyhow::Result<Vec<PathBuf>> {
         } else if path.exists() {
             files.push(path.to_path_buf());
         } else if input.contains(['*', '?', '[']) {
-            let matches: Vec<PathBuf> =
-                glob::glob(input)?.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+            let matches: Vec<PathBuf> = glob::glob(input)?
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect();
             if matches.is_empty() {
                 bail!("no file matches {input}");
             }
@@ -209,17 +224,26 @@ fn plan_outputs(inputs: &[PathBuf], args: &UpscaleArgs) -> anyhow::Result<Vec<Jo
                 (Some(out), true) => out.clone(),
                 (folder, _) => {
                     let stem = input.file_stem().unwrap_or_default().to_string_lossy();
-                    let dir = folder.clone().unwrap_or_else(|| input.parent().unwrap_or(Path::new("")).to_path_buf());
+                    let dir = folder
+                        .clone()
+                        .unwrap_or_else(|| input.parent().unwrap_or(Path::new("")).to_path_buf());
                     dir.join(format!("{stem}_x{}.{}", args.scale, format.extension()))
                 }
             };
-            Job { input: input.clone(), output, format }
+            Job {
+                input: input.clone(),
+                output,
+                format,
+            }
         })
         .collect();
     let mut seen = std::collections::HashSet::new();
     for job in &jobs {
         if !seen.insert(&job.output) {
-            bail!("two inputs would both be written to {}", job.output.display());
+            bail!(
+                "two inputs would both be written to {}",
+                job.output.display()
+            );
         }
     }
     Ok(jobs)

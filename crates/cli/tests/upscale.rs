@@ -19,8 +19,18 @@ fn upres(args: &[&str]) -> std::process::Output {
 fn single_file_to_named_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("photo_x4.png");
-    let run = upres(&[golden_png().to_str().unwrap(), "--scale", "4", "-o", out.to_str().unwrap()]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = upres(&[
+        golden_png().to_str().unwrap(),
+        "--scale",
+        "4",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let img = image::open(&out).unwrap();
     assert_eq!((img.width(), img.height()), (160, 96));
 }
@@ -34,10 +44,25 @@ fn folder_and_glob_with_a_bad_file_reports_it_and_goes_on() {
     std::fs::copy(golden_png(), inputs.join("b.png")).unwrap();
     std::fs::write(inputs.join("broken.jpg"), b"not a jpeg at all").unwrap();
     let outdir = dir.path().join("out");
-    let run = upres(&[inputs.to_str().unwrap(), "--scale", "2", "--format", "webp", "-o", outdir.to_str().unwrap()]);
+    let run = upres(&[
+        inputs.to_str().unwrap(),
+        "--scale",
+        "2",
+        "--format",
+        "webp",
+        "-o",
+        outdir.to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "a failed file must fail the run: {stderr}");
-    assert!(stderr.contains("broken.jpg"), "the failure names the file: {stderr}");
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "a failed file must fail the run: {stderr}"
+    );
+    assert!(
+        stderr.contains("broken.jpg"),
+        "the failure names the file: {stderr}"
+    );
     for name in ["a_x2.webp", "b_x2.webp"] {
         let img = image::open(outdir.join(name)).unwrap();
         assert_eq!((img.width(), img.height()), (80, 48), "{name}");
@@ -47,18 +72,30 @@ fn folder_and_glob_with_a_bad_file_reports_it_and_goes_on() {
     let glob = format!("{}/*.png", inputs.display());
     let outdir2 = dir.path().join("out2");
     let run = upres(&[&glob, "--no-alpha", "-o", outdir2.to_str().unwrap()]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(std::fs::read_dir(&outdir2).unwrap().count(), 2);
 }
 
 #[test]
 fn missing_runtime_gives_one_clear_message() {
     let run = Command::new(env!("CARGO_BIN_EXE_upres"))
-        .args(["upscale", golden_png().to_str().unwrap(), "--ort-library", "/nonexistent/libonnxruntime.so"])
+        .args([
+            "upscale",
+            golden_png().to_str().unwrap(),
+            "--ort-library",
+            "/nonexistent/libonnxruntime.so",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2));
-    assert!(stderr.contains("/nonexistent/libonnxruntime.so") && stderr.contains("setup"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/libonnxruntime.so") && stderr.contains("setup"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

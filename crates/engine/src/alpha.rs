@@ -86,17 +86,22 @@ pub fn fill_transparent(rgb: &mut Planar, alpha: &[f32]) {
 /// Upscales an alpha plane (values in [0,1]) to `out_w` x `out_h` with Lanczos3. Works in
 /// 16 bits (exact for 8- and 16-bit sources); the resizer clamps to the integer range.
 pub fn upscale(alpha: &[f32], w: usize, h: usize, out_w: usize, out_h: usize) -> Vec<u16> {
-    let bytes: Vec<u8> =
-        alpha.iter().flat_map(|v| ((v * 65535.0).round() as u16).to_ne_bytes()).collect();
+    let bytes: Vec<u8> = alpha
+        .iter()
+        .flat_map(|v| ((v * 65535.0).round() as u16).to_ne_bytes())
+        .collect();
     let src = fr::images::Image::from_vec_u8(w as u32, h as u32, bytes, fr::PixelType::U16)
         .expect("buffer size matches the plane");
     let mut dst = fr::images::Image::new(out_w as u32, out_h as u32, fr::PixelType::U16);
-    let options = fr::ResizeOptions::new()
-        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+    let options =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
     fr::Resizer::new()
         .resize(&src, &mut dst, &options)
         .expect("same pixel type on both sides");
-    dst.buffer().chunks_exact(2).map(|b| u16::from_ne_bytes([b[0], b[1]])).collect()
+    dst.buffer()
+        .chunks_exact(2)
+        .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+        .collect()
 }
 
 /// 8-bit, opaque version of an image (alpha composited over white), for JPEG output.
@@ -125,7 +130,11 @@ mod tests {
     #[test]
     fn fill_copies_nearest_visible_colour() {
         // 5x1: visible red at x=0, visible blue at x=4, transparent between.
-        let mut rgb = Planar { width: 5, height: 1, data: vec![0.0; 15] };
+        let mut rgb = Planar {
+            width: 5,
+            height: 1,
+            data: vec![0.0; 15],
+        };
         rgb.data[0] = 1.0; // R of x=0
         rgb.data[10 + 4] = 1.0; // B of x=4
         let alpha = [1.0, 0.0, 0.0, 0.0, 0.5];
@@ -137,7 +146,9 @@ mod tests {
     #[test]
     fn alpha_upscale_keeps_flat_regions() {
         let (w, h) = (8, 8);
-        let alpha: Vec<f32> = (0..w * h).map(|i| if i % w < 4 { 0.0 } else { 1.0 }).collect();
+        let alpha: Vec<f32> = (0..w * h)
+            .map(|i| if i % w < 4 { 0.0 } else { 1.0 })
+            .collect();
         let up = upscale(&alpha, w, h, 32, 32);
         assert_eq!(up.len(), 32 * 32);
         assert_eq!(up[0], 0);

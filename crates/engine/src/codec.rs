@@ -40,7 +40,10 @@ pub struct Image {
 
 impl Image {
     pub fn new(pixels: DynamicImage) -> Self {
-        Image { pixels, icc_profile: None }
+        Image {
+            pixels,
+            icc_profile: None,
+        }
     }
     pub fn width(&self) -> u32 {
         self.pixels.width()
@@ -85,12 +88,18 @@ fn decode_error(err: ImageError) -> EngineError {
 /// Decodes PNG, JPEG or WebP bytes. Byte and pixel limits are checked before any pixel is decoded.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image> {
     if bytes.len() > limits.max_input_bytes {
-        return Err(EngineError::InputTooLarge { size: bytes.len(), limit: limits.max_input_bytes });
+        return Err(EngineError::InputTooLarge {
+            size: bytes.len(),
+            limit: limits.max_input_bytes,
+        });
     }
     let format = image::guess_format(bytes).map_err(|_| {
         EngineError::UnsupportedFormat("the data is not a PNG, JPEG or WebP image".into())
     })?;
-    if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP) {
+    if !matches!(
+        format,
+        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP
+    ) {
         return Err(EngineError::UnsupportedFormat(format!("{format:?}")));
     }
     let mut decoder = ImageReader::with_format(Cursor::new(bytes), format)
@@ -98,13 +107,22 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image> {
         .map_err(decode_error)?;
     let (width, height) = decoder.dimensions();
     if u64::from(width) * u64::from(height) > limits.max_input_pixels {
-        return Err(EngineError::TooManyInputPixels { width, height, limit: limits.max_input_pixels });
+        return Err(EngineError::TooManyInputPixels {
+            width,
+            height,
+            limit: limits.max_input_pixels,
+        });
     }
     let icc_profile = decoder.icc_profile().ok().flatten();
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut pixels = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
     pixels.apply_orientation(orientation);
-    Ok(Image { pixels, icc_profile })
+    Ok(Image {
+        pixels,
+        icc_profile,
+    })
 }
 
 /// Encodes an image. PNG keeps 16-bit depth and alpha; JPEG drops alpha by compositing over
@@ -123,9 +141,11 @@ pub fn encode(image: &Image, format: OutputFormat) -> Result<Vec<u8>> {
             icc,
             &crate::alpha::flatten_to_8bit_opaque(&image.pixels),
         ),
-        OutputFormat::WebP => {
-            write_image(WebPEncoder::new_lossless(&mut out), icc, &to_8bit(&image.pixels))
-        }
+        OutputFormat::WebP => write_image(
+            WebPEncoder::new_lossless(&mut out),
+            icc,
+            &to_8bit(&image.pixels),
+        ),
     };
     result.map_err(|e| EngineError::Encode(e.to_string()))?;
     Ok(out)
@@ -140,7 +160,12 @@ fn write_image<E: ImageEncoder>(
         // An encoder without ICC support still writes the pixels.
         let _ = encoder.set_icc_profile(icc.to_vec());
     }
-    encoder.write_image(pixels.as_bytes(), pixels.width(), pixels.height(), pixels.color().into())
+    encoder.write_image(
+        pixels.as_bytes(),
+        pixels.width(),
+        pixels.height(),
+        pixels.color().into(),
+    )
 }
 
 fn to_8bit(pixels: &DynamicImage) -> DynamicImage {

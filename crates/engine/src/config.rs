@@ -9,7 +9,11 @@ use crate::tiling::TileConfig;
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {
     /// ONNX Runtime shared library (installed by `scripts/setup.sh`).
-    #[arg(long, env = "UPRES_ORT_LIBRARY", default_value = ".cache/onnxruntime/libonnxruntime.so.1.31.1")]
+    #[arg(
+        long,
+        env = "UPRES_ORT_LIBRARY",
+        default_value = ".cache/onnxruntime/libonnxruntime.so.1.31.1"
+    )]
     pub ort_library: PathBuf,
     /// Folder of converted models (`<id>-x<scale>.onnx`, `open-nsfw.onnx`).
     #[arg(long, env = "UPRES_MODELS_DIR", default_value = ".cache/models")]
@@ -66,7 +70,10 @@ impl Default for EngineArgs {
 
 impl EngineArgs {
     pub fn tile_config(&self) -> TileConfig {
-        TileConfig { size: self.tile, overlap: self.tile_overlap }
+        TileConfig {
+            size: self.tile,
+            overlap: self.tile_overlap,
+        }
     }
     pub fn limits(&self) -> Limits {
         Limits {

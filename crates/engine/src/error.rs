@@ -8,7 +8,9 @@ pub enum EngineError {
         "ONNX Runtime library could not be loaded from {path}: {reason}. Run `make setup` (scripts/setup.sh) to install it, or point --ort-library / UPRES_ORT_LIBRARY at libonnxruntime.so"
     )]
     RuntimeMissing { path: PathBuf, reason: String },
-    #[error("model file {path} is missing. Run `scripts/setup.sh {model}` to fetch and convert it")]
+    #[error(
+        "model file {path} is missing. Run `scripts/setup.sh {model}` to fetch and convert it"
+    )]
     ModelMissing { model: String, path: PathBuf },
     #[error("unknown model '{0}' (installed: {1})")]
     UnknownModel(String, String),
@@ -18,8 +20,15 @@ pub enum EngineError {
     InputTooLarge { size: usize, limit: usize },
     #[error("input image is {width}x{height} pixels, more than the limit of {limit} pixels")]
     TooManyInputPixels { width: u32, height: u32, limit: u64 },
-    #[error("output would be {width}x{height} = {pixels} pixels, more than the limit of {limit} pixels")]
-    OutputTooLarge { width: u64, height: u64, pixels: u64, limit: u64 },
+    #[error(
+        "output would be {width}x{height} = {pixels} pixels, more than the limit of {limit} pixels"
+    )]
+    OutputTooLarge {
+        width: u64,
+        height: u64,
+        pixels: u64,
+        limit: u64,
+    },
     #[error("unsupported image format: {0} (accepted: PNG, JPEG, WebP)")]
     UnsupportedFormat(String),
     #[error("corrupt or truncated image: {0}")]

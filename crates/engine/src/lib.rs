@@ -49,7 +49,12 @@ impl Engine {
     pub fn new(args: &EngineArgs) -> Result<Self> {
         let env = runtime::init(&config::resolve(&args.ort_library))?;
         Ok(Engine {
-            registry: Registry::scan(env, &config::resolve(&args.models_dir), args.threads, args.device)?,
+            registry: Registry::scan(
+                env,
+                &config::resolve(&args.models_dir),
+                args.threads,
+                args.device,
+            )?,
             tile: args.tile_config().validate()?,
             limits: args.limits(),
             moderation_threshold: args.moderation_threshold,
@@ -89,9 +94,17 @@ impl Engine {
     /// Checks the model and scale exist and the output area is within the limit, without running.
     pub fn check(&self, width: u32, height: u32, request: &UpscaleRequest) -> Result<()> {
         self.registry.model(&request.model)?.plan(request.scale)?;
-        let (w, h) = (u64::from(width) * u64::from(request.scale), u64::from(height) * u64::from(request.scale));
+        let (w, h) = (
+            u64::from(width) * u64::from(request.scale),
+            u64::from(height) * u64::from(request.scale),
+        );
         if w * h > self.limits.max_output_pixels {
-            return Err(EngineError::OutputTooLarge { width: w, height: h, pixels: w * h, limit: self.limits.max_output_pixels });
+            return Err(EngineError::OutputTooLarge {
+                width: w,
+                height: h,
+                pixels: w * h,
+                limit: self.limits.max_output_pixels,
+            });
         }
         Ok(())
     }
@@ -142,7 +155,10 @@ impl Engine {
         if let (Some(alpha), true) = (alpha, layout.alpha) {
             out.write_alpha(&alpha::upscale(&alpha, w, h, w * scale, h * scale));
         }
-        Ok(Image { pixels: out.into_image(), icc_profile: image.icc_profile.clone() })
+        Ok(Image {
+            pixels: out.into_image(),
+            icc_profile: image.icc_profile.clone(),
+        })
     }
 
     /// P(unsafe) of an image, from the open_nsfw classifier.
@@ -184,6 +200,11 @@ pub fn run_sr_with<R>(
 
 /// Upscales planar data with the session directly (no tiling, no alpha), as a reference.
 pub fn run_untiled(session: &SharedSession, input: &Planar) -> Result<Vec<f32>> {
-    let whole = Rect { x: 0, y: 0, w: input.width, h: input.height };
+    let whole = Rect {
+        x: 0,
+        y: 0,
+        w: input.width,
+        h: input.height,
+    };
     run_sr_with(session, &input.data, whole, <[f32]>::to_vec)
 }

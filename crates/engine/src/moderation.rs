@@ -30,7 +30,10 @@ pub fn preprocess(pixels: &DynamicImage, jpeg_round_trip: bool) -> Result<Vec<f3
         .pixels()
         .flat_map(|p| {
             let [r, g, b] = p.0;
-            [b, g, r].into_iter().zip(MEAN_BGR).map(|(v, m)| f32::from(v) - m)
+            [b, g, r]
+                .into_iter()
+                .zip(MEAN_BGR)
+                .map(|(v, m)| f32::from(v) - m)
         })
         .collect())
 }

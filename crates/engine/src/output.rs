@@ -77,7 +77,12 @@ pub struct Raster<T> {
 
 impl<T: Sample> Raster<T> {
     pub fn new(width: usize, height: usize, layout: Layout) -> Self {
-        Raster { width, height, layout, data: vec![T::default(); width * height * layout.channels()] }
+        Raster {
+            width,
+            height,
+            layout,
+            data: vec![T::default(); width * height * layout.channels()],
+        }
     }
 
     /// Writes interleaved RGB rows starting at row `y0`.

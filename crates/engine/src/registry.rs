@@ -31,7 +31,10 @@ impl ModelInfo {
         } else if scale == 2 && self.native_scales.contains(&4) {
             Ok((4, 2))
         } else {
-            Err(EngineError::UnsupportedScale { model: self.id.clone(), scale })
+            Err(EngineError::UnsupportedScale {
+                model: self.id.clone(),
+                scale,
+            })
         }
     }
 }
@@ -50,22 +53,38 @@ pub struct Registry {
 
 impl Registry {
     /// Lists the models installed in `dir`.
-    pub fn scan(env: &'static Environment, dir: &Path, intra_threads: usize, device: Device) -> Result<Self> {
+    pub fn scan(
+        env: &'static Environment,
+        dir: &Path,
+        intra_threads: usize,
+        device: Device,
+    ) -> Result<Self> {
         let mut models: BTreeMap<String, ModelInfo> = BTreeMap::new();
         let entries = std::fs::read_dir(dir).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("models folder {}: {e}. Run `make setup`", dir.display()))
+            std::io::Error::new(
+                e.kind(),
+                format!("models folder {}: {e}. Run `make setup`", dir.display()),
+            )
         })?;
         for entry in entries {
             let name = entry?.file_name().to_string_lossy().into_owned();
             if let Some((id, scale)) = parse_model_file(&name) {
-                let info = models
-                    .entry(id.to_string())
-                    .or_insert_with(|| ModelInfo { id: id.to_string(), native_scales: vec![] });
+                let info = models.entry(id.to_string()).or_insert_with(|| ModelInfo {
+                    id: id.to_string(),
+                    native_scales: vec![],
+                });
                 info.native_scales.push(scale);
                 info.native_scales.sort_unstable();
             }
         }
-        Ok(Registry { env, dir: dir.to_path_buf(), intra_threads, device, models, sessions: Mutex::default() })
+        Ok(Registry {
+            env,
+            dir: dir.to_path_buf(),
+            intra_threads,
+            device,
+            models,
+            sessions: Mutex::default(),
+        })
     }
 
     pub fn models(&self) -> impl Iterator<Item = &ModelInfo> {
@@ -96,9 +115,17 @@ impl Registry {
             return Ok(session.clone());
         }
         if !path.exists() {
-            return Err(EngineError::ModelMissing { model: model.to_string(), path });
+            return Err(EngineError::ModelMissing {
+                model: model.to_string(),
+                path,
+            });
         }
-        let session = Arc::new(Mutex::new(runtime::load_session(self.env, &path, self.intra_threads, self.device)?));
+        let session = Arc::new(Mutex::new(runtime::load_session(
+            self.env,
+            &path,
+            self.intra_threads,
+            self.device,
+        )?));
         sessions.insert(path, session.clone());
         Ok(session)
     }
@@ -118,8 +145,14 @@ mod tests {
 
     #[test]
     fn parses_model_file_names() {
-        assert_eq!(parse_model_file("esrgan-slim-x4.onnx"), Some(("esrgan-slim", 4)));
-        assert_eq!(parse_model_file("realesrgan-x4plus-x4.onnx"), Some(("realesrgan-x4plus", 4)));
+        assert_eq!(
+            parse_model_file("esrgan-slim-x4.onnx"),
+            Some(("esrgan-slim", 4))
+        );
+        assert_eq!(
+            parse_model_file("realesrgan-x4plus-x4.onnx"),
+            Some(("realesrgan-x4plus", 4))
+        );
         assert_eq!(parse_model_file("open-nsfw.onnx"), None);
         assert_eq!(parse_model_file("m-x3.onnx"), None);
         assert_eq!(parse_model_file("esrgan-slim-x4.onnx.part"), None);
@@ -127,11 +160,20 @@ mod tests {
 
     #[test]
     fn x2_from_x4_only_model_is_planned_as_x4_then_halved() {
-        let info = ModelInfo { id: "m".into(), native_scales: vec![4] };
+        let info = ModelInfo {
+            id: "m".into(),
+            native_scales: vec![4],
+        };
         assert_eq!(info.plan(4).unwrap(), (4, 1));
         assert_eq!(info.plan(2).unwrap(), (4, 2));
-        assert!(matches!(info.plan(3), Err(EngineError::UnsupportedScale { .. })));
-        let both = ModelInfo { id: "m".into(), native_scales: vec![2, 4] };
+        assert!(matches!(
+            info.plan(3),
+            Err(EngineError::UnsupportedScale { .. })
+        ));
+        let both = ModelInfo {
+            id: "m".into(),
+            native_scales: vec![2, 4],
+        };
         assert_eq!(both.plan(2).unwrap(), (2, 1));
     }
 }

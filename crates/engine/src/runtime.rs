@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use ort::session::builder::GraphOptimizationLevel;
 use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 
 use crate::error::{EngineError, Result};
@@ -40,17 +40,28 @@ pub fn init(path: &Path) -> Result<&'static Environment> {
             return Err("no such file".to_string());
         }
         let builder = ort::init_from(path).map_err(|e| e.to_string())?;
-        builder.with_name("upres").build().map_err(|e| e.to_string())
+        builder
+            .with_name("upres")
+            .build()
+            .map_err(|e| e.to_string())
     });
-    outcome.as_ref().map_err(|reason| EngineError::RuntimeMissing {
-        path: path.to_path_buf(),
-        reason: reason.clone(),
-    })
+    outcome
+        .as_ref()
+        .map_err(|reason| EngineError::RuntimeMissing {
+            path: path.to_path_buf(),
+            reason: reason.clone(),
+        })
 }
 
 /// Builds a session with full graph optimisation on the requested device.
-pub fn load_session(env: &Environment, model: &Path, intra_threads: usize, device: Device) -> Result<Session> {
-    let mut builder = Session::builder(env)?.with_optimization_level(GraphOptimizationLevel::Level3)?;
+pub fn load_session(
+    env: &Environment,
+    model: &Path,
+    intra_threads: usize,
+    device: Device,
+) -> Result<Session> {
+    let mut builder =
+        Session::builder(env)?.with_optimization_level(GraphOptimizationLevel::Level3)?;
     if intra_threads > 0 {
         builder = builder.with_intra_threads(intra_threads)?;
     }
@@ -61,7 +72,9 @@ pub fn load_session(env: &Environment, model: &Path, intra_threads: usize, devic
 }
 
 #[cfg(feature = "cuda")]
-fn with_cuda(builder: ort::session::builder::SessionBuilder) -> Result<ort::session::builder::SessionBuilder> {
+fn with_cuda(
+    builder: ort::session::builder::SessionBuilder,
+) -> Result<ort::session::builder::SessionBuilder> {
     let cuda = ort::ep::CUDA::default().build().error_on_failure();
     match builder.with_execution_providers([cuda]) {
         Ok(b) => Ok(b),
@@ -73,7 +86,9 @@ fn with_cuda(builder: ort::session::builder::SessionBuilder) -> Result<ort::sess
 }
 
 #[cfg(not(feature = "cuda"))]
-fn with_cuda(builder: ort::session::builder::SessionBuilder) -> Result<ort::session::builder::SessionBuilder> {
+fn with_cuda(
+    builder: ort::session::builder::SessionBuilder,
+) -> Result<ort::session::builder::SessionBuilder> {
     tracing::warn!("this build has no CUDA support (cargo feature `cuda`); running on CPU");
     Ok(builder)
 }

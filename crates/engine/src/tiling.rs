@@ -16,7 +16,10 @@ pub struct TileConfig {
 
 impl Default for TileConfig {
     fn default() -> Self {
-        TileConfig { size: 192, overlap: 16 }
+        TileConfig {
+            size: 192,
+            overlap: 16,
+        }
     }
 }
 
@@ -42,7 +45,11 @@ pub struct Planar {
 
 impl Planar {
     pub fn zeros(width: usize, height: usize) -> Self {
-        Planar { width, height, data: vec![0.0; 3 * width * height] }
+        Planar {
+            width,
+            height,
+            data: vec![0.0; 3 * width * height],
+        }
     }
 
     /// The sub-image `rect`, as planar data.
@@ -76,7 +83,9 @@ fn spans(len: usize, size: usize, overlap: usize) -> Vec<(usize, usize)> {
     }
     let n = (len - overlap).div_ceil(size - overlap);
     let tile = (len + (n - 1) * overlap).div_ceil(n);
-    (0..n).map(|i| ((i * (len - tile)).div_ceil(n - 1), tile)).collect()
+    (0..n)
+        .map(|i| ((i * (len - tile)).div_ceil(n - 1), tile))
+        .collect()
 }
 
 /// The tiles covering a `width` x `height` image, in rows, top to bottom.
@@ -104,7 +113,11 @@ fn axis_weights(start: usize, len: usize, total: usize, overlap: usize, scale: u
             }
             let x = (o as f32 + 0.5) / scale as f32;
             let left = if start > 0 { edge(x) } else { 1.0 };
-            let right = if start + len < total { edge(len as f32 - x) } else { 1.0 };
+            let right = if start + len < total {
+                edge(len as f32 - x)
+            } else {
+                1.0
+            };
             left * right
         })
         .collect()
@@ -114,15 +127,27 @@ fn axis_weights(start: usize, len: usize, total: usize, overlap: usize, scale: u
 /// they add up to 1 there. The grid is separable (every tile of a column shares its x span),
 /// so the 2-D weight of a tile, `wx * wy`, also sums to 1 over the tiles covering a pixel and
 /// the blend needs no per-pixel weight sums.
-fn normalized_weights(spans: &[(usize, usize)], total: usize, overlap: usize, scale: usize) -> Vec<Vec<f32>> {
-    let mut weights: Vec<Vec<f32>> =
-        spans.iter().map(|&(start, len)| axis_weights(start, len, total, overlap, scale)).collect();
+fn normalized_weights(
+    spans: &[(usize, usize)],
+    total: usize,
+    overlap: usize,
+    scale: usize,
+) -> Vec<Vec<f32>> {
+    let mut weights: Vec<Vec<f32>> = spans
+        .iter()
+        .map(|&(start, len)| axis_weights(start, len, total, overlap, scale))
+        .collect();
     let mut sum = vec![0f32; total * scale];
     for (&(start, _), w) in spans.iter().zip(&weights) {
-        sum[start * scale..][..w.len()].iter_mut().zip(w).for_each(|(s, v)| *s += v);
+        sum[start * scale..][..w.len()]
+            .iter_mut()
+            .zip(w)
+            .for_each(|(s, v)| *s += v);
     }
     for (&(start, _), w) in spans.iter().zip(&mut weights) {
-        w.iter_mut().zip(&sum[start * scale..]).for_each(|(v, s)| *v /= s);
+        w.iter_mut()
+            .zip(&sum[start * scale..])
+            .for_each(|(v, s)| *v /= s);
     }
     weights
 }
@@ -166,7 +191,11 @@ fn infer_tile(
     infer: &mut impl Infer,
     consume: &mut dyn FnMut(&[f32]),
 ) -> Result<()> {
-    let padded = Rect { w: rect.w.max(MIN_SIDE), h: rect.h.max(MIN_SIDE), ..rect };
+    let padded = Rect {
+        w: rect.w.max(MIN_SIDE),
+        h: rect.h.max(MIN_SIDE),
+        ..rect
+    };
     let (left, top) = ((padded.w - rect.w) / 2, (padded.h - rect.h) / 2);
     let tile = input.crop(rect);
     let data = if padded == rect {
@@ -195,7 +224,9 @@ fn infer_tile(
             let (x0, y0) = (left * model_scale, top * model_scale);
             let cropped: Vec<f32> = raw
                 .chunks_exact(pw * ph)
-                .flat_map(|plane| (y0..y0 + h).flat_map(move |y| plane[y * pw + x0..][..w].iter().copied()))
+                .flat_map(|plane| {
+                    (y0..y0 + h).flat_map(move |y| plane[y * pw + x0..][..w].iter().copied())
+                })
                 .collect();
             consume(&cropped);
         }
@@ -221,7 +252,11 @@ struct Band {
 
 impl Band {
     fn new(width: usize, rows: usize) -> Self {
-        Band { width, y0: 0, acc: vec![0.0; rows * width * 3] }
+        Band {
+            width,
+            y0: 0,
+            acc: vec![0.0; rows * width * 3],
+        }
     }
 
     /// Adds a planar tile of `tw` x `th` output pixels at output position (`ox`, `oy`), weighted
@@ -289,7 +324,9 @@ pub fn upscale(
                 }
             })?;
         }
-        let done = rows.get(r + 1).map_or(input.height * scale, |next| next[0].y * scale);
+        let done = rows
+            .get(r + 1)
+            .map_or(input.height * scale, |next| next[0].y * scale);
         band.flush(done, &mut sink);
     }
     Ok(())
@@ -301,7 +338,10 @@ mod tests {
 
     #[test]
     fn grid_covers_the_image_with_overlap() {
-        let cfg = TileConfig { size: 64, overlap: 16 };
+        let cfg = TileConfig {
+            size: 64,
+            overlap: 16,
+        };
         for (w, h) in [(1, 1), (1, 3000), (64, 64), (65, 200), (500, 130)] {
             let rows = grid(w, h, cfg);
             let mut covered = vec![false; w * h];
@@ -318,9 +358,18 @@ mod tests {
                 assert!(pair[0].x + pair[0].w >= pair[1].x + 16, "overlap too small");
             }
             let tiles: Vec<&Rect> = rows.iter().flatten().collect();
-            assert!(tiles.iter().all(|r| r.w <= 64 && r.h <= 64), "tile larger than configured");
+            assert!(
+                tiles.iter().all(|r| r.w <= 64 && r.h <= 64),
+                "tile larger than configured"
+            );
             // Few tiles: no two would do with one less (each axis needs ceil((len-16)/48)).
-            let need = |len: usize| if len <= 64 { 1 } else { (len - 16).div_ceil(48) };
+            let need = |len: usize| {
+                if len <= 64 {
+                    1
+                } else {
+                    (len - 16).div_ceil(48)
+                }
+            };
             assert_eq!(tiles.len(), need(w) * need(h), "{w}x{h}");
         }
     }
@@ -351,7 +400,10 @@ mod tests {
             let mut next_row = 0;
             upscale(
                 &input,
-                TileConfig { size: 32, overlap: 8 },
+                TileConfig {
+                    size: 32,
+                    overlap: 8,
+                },
                 model_scale,
                 down,
                 |data, rect, out: &mut dyn FnMut(&[f32])| {
@@ -371,7 +423,10 @@ mod tests {
                     for c in 0..3 {
                         let want = input.data[(c * h + y / s) * w + x / s];
                         let v = got[(y * w * s + x) * 3 + c];
-                        assert!((v - want).abs() < 1e-5, "scale {s} at {x},{y}: {v} vs {want}");
+                        assert!(
+                            (v - want).abs() < 1e-5,
+                            "scale {s} at {x},{y}: {v} vs {want}"
+                        );
                     }
                 }
             }

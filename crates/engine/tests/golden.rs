@@ -19,7 +19,11 @@ const SR_MODELS: [(&str, u32); 7] = [
 
 fn golden_input() -> Planar {
     let (shape, data) = read_npy("input_astronaut_24x40.npy");
-    Planar { width: shape[3], height: shape[2], data }
+    Planar {
+        width: shape[3],
+        height: shape[2],
+        data,
+    }
 }
 
 #[test]
@@ -37,7 +41,9 @@ fn every_converted_model_matches_its_original_runtime() {
 
 #[test]
 fn png_decodes_to_the_golden_float_input() {
-    let image = engine().decode(&std::fs::read(golden("input_astronaut_24x40.png")).unwrap()).unwrap();
+    let image = engine()
+        .decode(&std::fs::read(golden("input_astronaut_24x40.png")).unwrap())
+        .unwrap();
     let (rgb, alpha) = upres_engine::alpha::split(&image.pixels);
     assert!(alpha.is_none());
     assert_eq!(rgb, golden_input());
@@ -46,10 +52,18 @@ fn png_decodes_to_the_golden_float_input() {
 /// The whole engine path (decode, tiles, f32 -> u8 rounding) reproduces the 8-bit reference.
 #[test]
 fn eight_bit_output_is_rounded_not_truncated() {
-    let image = engine().decode(&std::fs::read(golden("input_astronaut_24x40.png")).unwrap()).unwrap();
-    let request = UpscaleRequest { model: "esrgan-slim".into(), scale: 4, preserve_alpha: true };
+    let image = engine()
+        .decode(&std::fs::read(golden("input_astronaut_24x40.png")).unwrap())
+        .unwrap();
+    let request = UpscaleRequest {
+        model: "esrgan-slim".into(),
+        scale: 4,
+        preserve_alpha: true,
+    };
     let got = engine().upscale(&image, &request).unwrap().pixels.to_rgb8();
-    let want = image::open(golden("slim-x4_expected.png")).unwrap().to_rgb8();
+    let want = image::open(golden("slim-x4_expected.png"))
+        .unwrap()
+        .to_rgb8();
     assert_eq!(got.dimensions(), want.dimensions());
     let diffs: Vec<i32> = got
         .as_raw()
@@ -57,9 +71,16 @@ fn eight_bit_output_is_rounded_not_truncated() {
         .zip(want.as_raw())
         .map(|(&a, &b)| (i32::from(a) - i32::from(b)).abs())
         .collect();
-    assert!(diffs.iter().all(|&d| d <= 1), "a value differs by more than one level");
+    assert!(
+        diffs.iter().all(|&d| d <= 1),
+        "a value differs by more than one level"
+    );
     let differing = diffs.iter().filter(|&&d| d > 0).count();
-    assert!(differing <= 46, "{differing} of {} values differ", diffs.len());
+    assert!(
+        differing <= 46,
+        "{differing} of {} values differ",
+        diffs.len()
+    );
 }
 
 #[test]
@@ -69,7 +90,11 @@ fn classifier_matches_the_reference_scores() {
     let (_, want) = read_npy("moderation_output_astronaut.npy");
     let session = engine().classifier().unwrap();
     let p_unsafe = upres_engine::moderation::score(&session, &tensor).unwrap();
-    assert!((p_unsafe - want[1]).abs() < 1e-4, "P(nsfw) {p_unsafe} vs {}", want[1]);
+    assert!(
+        (p_unsafe - want[1]).abs() < 1e-4,
+        "P(nsfw) {p_unsafe} vs {}",
+        want[1]
+    );
     assert!(!engine().is_blocked(p_unsafe));
 }
 
@@ -81,17 +106,33 @@ fn moderation_pipeline_reproduces_the_package_scores() {
         serde_json::from_slice(&std::fs::read(golden("moderation.json")).unwrap()).unwrap();
     let testdata = upres_engine::config::resolve(std::path::Path::new(".cache/testdata"));
     let session = engine().classifier().unwrap();
-    for (name, file) in [("astronaut", "astronaut.png"), ("chelsea", "chelsea.png"), ("coffee", "coffee.png"), ("rocket", "rocket.jpg")] {
+    for (name, file) in [
+        ("astronaut", "astronaut.png"),
+        ("chelsea", "chelsea.png"),
+        ("coffee", "coffee.png"),
+        ("rocket", "rocket.jpg"),
+    ] {
         let want = &reference["images"][name];
-        let bytes = std::fs::read(testdata.join(file)).unwrap_or_else(|e| panic!("{file}: {e}; run scripts/setup.sh"));
+        let bytes = std::fs::read(testdata.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}; run scripts/setup.sh"));
         let image = engine().decode(&bytes).unwrap();
         let no_jpeg = upres_engine::moderation::preprocess(&image.pixels, false).unwrap();
         let score = upres_engine::moderation::score(&session, &no_jpeg).unwrap();
         let want_no_jpeg = want["nsfw_without_jpeg_roundtrip"].as_f64().unwrap() as f32;
-        assert!((score - want_no_jpeg).abs() < 1e-3, "{name} without JPEG: {score} vs {want_no_jpeg}");
+        assert!(
+            (score - want_no_jpeg).abs() < 1e-3,
+            "{name} without JPEG: {score} vs {want_no_jpeg}"
+        );
         let full = engine().unsafe_score(&image).unwrap();
         let want_full = want["nsfw_package_pipeline"].as_f64().unwrap() as f32;
-        assert!((full - want_full).abs() < 0.02, "{name}: {full} vs {want_full}");
-        assert_eq!(engine().is_blocked(full), want["is_nsfw_at_0.5"].as_bool().unwrap(), "{name}");
+        assert!(
+            (full - want_full).abs() < 0.02,
+            "{name}: {full} vs {want_full}"
+        );
+        assert_eq!(
+            engine().is_blocked(full),
+            want["is_nsfw_at_0.5"].as_bool().unwrap(),
+            "{name}"
+        );
     }
 }

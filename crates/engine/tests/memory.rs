@@ -11,17 +11,35 @@ use upres_engine::{Image, OutputFormat, UpscaleRequest};
 fn peak_rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
 }
 
 #[test]
 #[ignore = "slow: run by benches/run.sh"]
 fn x4_of_2048_rgba_stays_under_2_gib() {
     let engine = common::engine();
-    let input = Image::new(DynamicImage::ImageRgba8(RgbaImage::from_fn(2048, 2048, |x, y| {
-        Rgba([(x % 256) as u8, (y % 256) as u8, ((x ^ y) % 256) as u8, if (x / 64 + y / 64) % 5 == 0 { 0 } else { 255 }])
-    })));
-    let request = UpscaleRequest { model: "esrgan-slim".into(), scale: 4, preserve_alpha: true };
+    let input = Image::new(DynamicImage::ImageRgba8(RgbaImage::from_fn(
+        2048,
+        2048,
+        |x, y| {
+            Rgba([
+                (x % 256) as u8,
+                (y % 256) as u8,
+                ((x ^ y) % 256) as u8,
+                if (x / 64 + y / 64) % 5 == 0 { 0 } else { 255 },
+            ])
+        },
+    )));
+    let request = UpscaleRequest {
+        model: "esrgan-slim".into(),
+        scale: 4,
+        preserve_alpha: true,
+    };
     let started = std::time::Instant::now();
     let out = engine.upscale(&input, &request).unwrap();
     assert_eq!((out.width(), out.height()), (8192, 8192));

@@ -13,7 +13,10 @@ use common::*;
 fn sdk_python() -> PathBuf {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
     let check = Command::new(&python)
-        .args(["-c", "from importlib.metadata import version; assert version('segmind') == '1.3.0'"])
+        .args([
+            "-c",
+            "from importlib.metadata import version; assert version('segmind') == '1.3.0'",
+        ])
         .status();
     assert!(
         check.is_ok_and(|s| s.success()),
