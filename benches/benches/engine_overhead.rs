@@ -31,9 +31,11 @@ fn picture(size: u32) -> Image {
 }
 
 fn engine_with_tile(tile: u32, overlap: u32) -> Engine {
-    let mut args = EngineArgs::default();
-    args.tile = tile;
-    args.tile_overlap = overlap;
+    let args = EngineArgs {
+        tile,
+        tile_overlap: overlap,
+        ..EngineArgs::default()
+    };
     Engine::new(&args).expect("run scripts/setup.sh first")
 }
 

@@ -268,14 +268,9 @@ async fn bad_requests_get_400_406_413_naming_the_problem() {
             .header("content-type", "application/json")
             .body("{\"image\": ");
         let (status, error) = json(malformed.send().await.unwrap()).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(
-            error["error"]
-                .as_str()
-                .unwrap()
-                .starts_with("malformed JSON"),
-            "{error}"
-        );
+        assert_error(status, &error, StatusCode::BAD_REQUEST, |m| {
+            m.starts_with("malformed JSON")
+        });
 
         let (status, error) = json(client().post(&url).body("image=x").send().await.unwrap()).await;
         assert_eq!(
@@ -406,14 +401,9 @@ async fn a_v1_request_past_its_deadline_gets_504_and_its_job_is_dropped() {
     let (_, blocker) = json(post(&server.v2(), &json!({"image": input("wait")})).await).await;
     until("blocker running", || runs.load(Ordering::SeqCst) == 1).await;
     let (status, error) = json(post(&server.v1(), &json!({"image": input("late")})).await).await;
-    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
-    assert!(
-        error["error"]
-            .as_str()
-            .unwrap()
-            .contains("sync deadline of 0.3 s"),
-        "{error}"
-    );
+    assert_error(status, &error, StatusCode::GATEWAY_TIMEOUT, |m| {
+        m.contains("sync deadline of 0.3 s")
+    });
 
     assert_dropped_job_never_runs(&server, &gate, &blocker, &runs, "the timed-out job").await;
 }

@@ -94,14 +94,9 @@ async fn engine_errors_are_400_on_v1_and_failed_on_v2() {
     let server = TestServer::start(&SLIM, engine()).await;
     let not_an_image = json!({"image": data_uri(b"GIF89a definitely not decodable")});
     let (status, error) = json(post(&server.v1(), &not_an_image).await).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        error["error"]
-            .as_str()
-            .unwrap()
-            .contains("unsupported image format"),
-        "{error}"
-    );
+    assert_error(status, &error, StatusCode::BAD_REQUEST, |m| {
+        m.contains("unsupported image format")
+    });
     let failed = run_v2(&server, &not_an_image).await;
     assert_eq!(
         (failed["status"].as_str(), &failed["error"]),
@@ -141,14 +136,9 @@ async fn moderation_blocks_name_the_check() {
     let input_check =
         json!({"image": image, "desired_increase": 2, "visual_input_content_moderation": true});
     let (status, error) = json(post(&server.v1(), &input_check).await).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        error["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("input image blocked by visual_input_content_moderation"),
-        "{error}"
-    );
+    assert_error(status, &error, StatusCode::UNPROCESSABLE_ENTITY, |m| {
+        m.starts_with("input image blocked by visual_input_content_moderation")
+    });
     let output_check =
         json!({"image": image, "desired_increase": 2, "visual_output_content_moderation": true});
     let failed = run_v2(&server, &output_check).await;

@@ -61,14 +61,9 @@ async fn private_destinations_are_refused_by_default() {
     for url in [server.v1(), server.v2()] {
         let (status, error) =
             json(post(&url, &json!({"image": "ftp://example.org/x.png"})).await).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(
-            error["error"]
-                .as_str()
-                .unwrap()
-                .contains("scheme 'ftp' is not allowed"),
-            "{error}"
-        );
+        assert_error(status, &error, StatusCode::BAD_REQUEST, |m| {
+            m.contains("scheme 'ftp' is not allowed")
+        });
     }
 }
 

@@ -266,3 +266,17 @@ pub async fn queued(server: &TestServer) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("health: {body}"))
 }
+
+/// Asserts an error response: its status, and its `error` message by `check`.
+pub fn assert_error(
+    status: StatusCode,
+    body: &Value,
+    want: StatusCode,
+    check: impl Fn(&str) -> bool,
+) {
+    assert_eq!(status, want, "{body}");
+    let message = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {body}"));
+    assert!(check(message), "unexpected error message: {message}");
+}
