@@ -93,7 +93,12 @@ impl Engine {
 
     /// Checks the model and scale exist and the output area is within the limit, without running.
     pub fn check(&self, width: u32, height: u32, request: &UpscaleRequest) -> Result<()> {
-        self.registry.model(&request.model)?.plan(request.scale)?;
+        self.plan(width, height, request).map(|_| ())
+    }
+
+    /// [`Engine::check`], returning the model's plan: (native scale, downscale after it).
+    fn plan(&self, width: u32, height: u32, request: &UpscaleRequest) -> Result<(u32, u32)> {
+        let plan = self.registry.model(&request.model)?.plan(request.scale)?;
         let (w, h) = (
             u64::from(width) * u64::from(request.scale),
             u64::from(height) * u64::from(request.scale),
@@ -106,7 +111,7 @@ impl Engine {
                 limit: self.limits.max_output_pixels,
             });
         }
-        Ok(())
+        Ok(plan)
     }
 
     /// Upscales one decoded image.
@@ -121,8 +126,7 @@ impl Engine {
         request: &UpscaleRequest,
         progress: &dyn Fn(usize, usize),
     ) -> Result<Image> {
-        self.check(image.width(), image.height(), request)?;
-        let (native, downscale) = self.registry.model(&request.model)?.plan(request.scale)?;
+        let (native, downscale) = self.plan(image.width(), image.height(), request)?;
         let session = self.registry.sr_session(&request.model, native)?;
         let scale = request.scale as usize;
         let (mut rgb, alpha) = alpha::split(&image.pixels);
