@@ -8,7 +8,8 @@ package, which the project venv does not have; use a scratch venv outside the re
     /tmp/ortcheck/bin/python models/check_golden.py [--golden DIR] [--models DIR]
 
 For every super-resolution entry of DIR/sr_golden.json whose <name>.onnx exists, it runs the
-model on the golden input and prints the max abs difference; with the moderation vectors it
+model on the golden input (edge-padded by the entry's input_edge_pad, as waifu2x's unpadded
+convolutions need) and prints the max abs difference; with the moderation vectors it
 does the same for open-nsfw.onnx. Exits 1 if a difference exceeds 1e-4 (the golden README's
 tolerance) or if no model was checked.
 """
@@ -30,7 +31,9 @@ def cases(golden):
     sr = json.loads((golden / "sr_golden.json").read_text())
     x = np.load(golden / sr["input"]["file"])
     for name, spec in sr["models"].items():
-        yield name, x, np.load(golden / spec["file"])
+        pad = spec.get("input_edge_pad", 0)
+        padded = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], mode="edge")
+        yield name, padded, np.load(golden / spec["file"])
     yield ("open-nsfw", np.load(golden / "moderation_input_astronaut.npy"),
            np.load(golden / "moderation_output_astronaut.npy"))
 

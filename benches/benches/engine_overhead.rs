@@ -1,5 +1,6 @@
 //! Engine overhead: the full upscale (decode-free: planar split, alpha, tiles, blending,
-//! 8-bit conversion) of a 512x512 image against bare ONNX Runtime runs over the same tiles,
+//! 8-bit conversion) of a 512x512 image against bare ONNX Runtime runs over the same tiles
+//! (with the model's context around each),
 //! measured in the same process, interleaved, reported as a ratio. Also sweeps tile sizes.
 //!
 //! `cargo bench -p upres-benches` (needs `scripts/setup.sh esrgan-slim`). Env: UPRES_BENCH_MODEL
@@ -58,7 +59,12 @@ fn main() {
         .into_iter()
         .flatten()
         .collect();
-    let crops: Vec<Vec<f32>> = tiles.iter().map(|&r| rgb.crop(r)).collect();
+    let tiling = engine.model(&model).unwrap().tiling;
+    let margin = tiling.margin();
+    let crops: Vec<Vec<f32>> = tiles
+        .iter()
+        .map(|&r| rgb.crop_extended(r, margin, tiling.border))
+        .collect();
     engine.upscale(&image, &request).unwrap(); // warm-up
 
     // Interleaved rounds; the ratio of each round, so drift in machine speed cancels out.
@@ -67,7 +73,8 @@ fn main() {
     for _ in 0..rounds {
         let t = Instant::now();
         for (crop, &rect) in crops.iter().zip(&tiles) {
-            run_sr_with(&session, crop, rect, |out| std::hint::black_box(out.len())).unwrap();
+            let size = (rect.w + 2 * margin, rect.h + 2 * margin);
+            run_sr_with(&session, crop, size, |out| std::hint::black_box(out.len())).unwrap();
         }
         let b = t.elapsed();
         let t = Instant::now();

@@ -16,7 +16,6 @@ class Graph:
     def __init__(self):
         self.nodes = []
         self.initializers = []
-        self.scale = 1  # product of the upsampling factors added so far
         self._count = 0
 
     def _unique(self, hint):
@@ -33,13 +32,13 @@ class Graph:
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
         return out
 
-    def conv(self, x, weight, bias, pads, hint):
-        """weight OIHW; pads (top, left, bottom, right), as ONNX orders them."""
+    def conv(self, x, weight, bias, pads, hint, op_type="Conv", **attrs):
+        """weight OIHW (ConvTranspose: IOHW); pads (top, left, bottom, right), ONNX order."""
         inputs = [x, self.const(weight, f"{hint}.weight")]
         if bias is not None:
             inputs.append(self.const(bias, f"{hint}.bias"))
-        return self.op("Conv", inputs, hint=hint,
-                       kernel_shape=list(weight.shape[2:]), pads=list(pads))
+        return self.op(op_type, inputs, hint=hint,
+                       kernel_shape=list(weight.shape[2:]), pads=list(pads), **attrs)
 
     def mul(self, x, factor):
         return self.op("Mul", [x, self.const(factor)])
@@ -48,38 +47,52 @@ class Graph:
         return reduce(lambda a, b: self.op("Add", [a, b]), xs)
 
     def upsample_nearest(self, x, factor):
-        self.scale *= factor
         scales = self.const([1, 1, factor, factor], "scales")
         return self.op("Resize", [x, "", scales], mode="nearest",
                        coordinate_transformation_mode="asymmetric", nearest_mode="floor")
 
-    def depth_to_space(self, x, factor):
-        """Same as tf.depthToSpace on NHWC."""
-        self.scale *= factor
-        return self.op("DepthToSpace", [x], blocksize=factor, mode="DCR")
+    def depth_to_space(self, x, factor, mode):
+        """mode "DCR": tf.depthToSpace on NHWC; "CRD": PyTorch's pixel_shuffle (and ncnn's)."""
+        return self.op("DepthToSpace", [x], blocksize=factor, mode=mode)
 
 
-def sr_model(build, scale, native_range, metadata):
-    """An SR model: `input` f32 [N,3,H,W] in [0,1] -> `output` f32 [N,3,H*s,W*s] clipped to [0,1].
+def _output_shape(model, height, width):
+    """The output shape ONNX shape inference gives the model for one concrete input size."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for dim, size in zip(probe.graph.input[0].type.tensor_type.shape.dim, [1, 3, height, width]):
+        dim.dim_value = size
+    probe.graph.output[0].type.tensor_type.ClearField("shape")
+    inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=True)
+    return [d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim]
+
+
+def sr_model(build, scale, native_range, metadata, shrink=0):
+    """An SR model: `input` f32 [N,3,H,W] in [0,1] -> `output` f32 [N,3,(H-2k)*s,(W-2k)*s]
+    clipped to [0,1], where k = shrink, the pixels its unpadded convolutions use up on every side.
 
     build(graph, x) adds the network, fed with x in its native range [0, native_range].
     """
     g = Graph()
     x = "input" if native_range == 1 else g.mul("input", native_range)
     y = build(g, x)
-    if g.scale != scale:
-        raise ValueError(f"the network upscales x{g.scale}, the manifest says x{scale}")
     if native_range != 1:
         y = g.op("Div", [y, g.const(native_range)])
     g.op("Clip", [y, g.const(0.0, "zero"), g.const(1.0, "one")], out="output")
+    out_dims = [f"({d}-{2 * shrink})*{scale}" if shrink else f"{d}*{scale}" for d in "HW"]
     graph = helper.make_graph(
         g.nodes, "sr",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT,
-                                       ["N", 3, f"H*{scale}", f"W*{scale}"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, *out_dims])],
         g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               ir_version=IR_VERSION, producer_name="upres models/provision.py")
     helper.set_model_props(model, metadata)
     onnx.checker.check_model(model, full_check=True)
+    height, width = 2 * shrink + 5, 2 * shrink + 7  # any size the network accepts will do
+    got = _output_shape(model, height, width)
+    want = [1, 3, (height - 2 * shrink) * scale, (width - 2 * shrink) * scale]
+    if got != want:
+        raise ValueError(f"the network maps a {height}x{width} input to {got[2:]}, "
+                         f"the manifest (x{scale}, shrink {shrink}) says {want[2:]}")
     return model

@@ -81,7 +81,7 @@ def _layer(g, cls, xs, cfg, weights):
     if cls == "MultiplyBeta":
         return g.mul(*xs, cfg["beta"])
     if cls in ("PixelShuffle2x", "PixelShuffle4x"):
-        return g.depth_to_space(*xs, cfg["scale"])
+        return g.depth_to_space(*xs, cfg["scale"], "DCR")
     if cls == "UpSampling2D":
         return _upsampling2d(g, *xs, cfg)
     raise ValueError(f"unsupported TF.js layer {cls} ({cfg['name']})")

@@ -1,6 +1,7 @@
 //! `upres`: upscale image files offline (`upres upscale`) or serve the Segmind-compatible
 //! HTTP API (`upres serve`).
 
+mod models;
 mod upscale;
 
 use std::io::IsTerminal;
@@ -25,6 +26,8 @@ enum Command {
     Upscale(upscale::UpscaleArgs),
     /// Serve the Segmind-compatible HTTP API (/v1 sync, /v2 async).
     Serve(upres_server::ServeArgs),
+    /// List the models: installed and installable, with scales, look, speed and license.
+    Models(models::ModelsArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Upscale(args) => upscale::run(args),
+        Command::Models(args) => models::run(args).map(|()| true),
         Command::Serve(args) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| {

@@ -26,8 +26,8 @@ pub struct UpscaleArgs {
     /// Upscale factor.
     #[arg(long, short, env = "UPRES_SCALE", default_value_t = 4, value_parser = parse_scale)]
     scale: u32,
-    /// Model id (see `ls .cache/models`).
-    #[arg(long, short, env = "UPRES_MODEL", default_value = "esrgan-medium")]
+    /// Model id (`upres models` lists them).
+    #[arg(long, short, env = "UPRES_MODEL", default_value = upres_engine::catalog::DEFAULT_MODEL)]
     model: String,
     /// Output file (one input) or folder. Default: beside each input, as `<name>_x<scale>.<ext>`.
     #[arg(long, short)]

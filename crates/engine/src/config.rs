@@ -15,9 +15,8 @@ pub struct EngineArgs {
         default_value = ".cache/onnxruntime/libonnxruntime.so.1.31.1"
     )]
     pub ort_library: PathBuf,
-    /// Folder of converted models (`<id>-x<scale>.onnx`, `open-nsfw.onnx`).
-    #[arg(long, env = "UPRES_MODELS_DIR", default_value = ".cache/models")]
-    pub models_dir: PathBuf,
+    #[command(flatten)]
+    pub models: ModelsDir,
     /// Threads per inference (ONNX Runtime intra-op threads); 0 = one per core.
     #[arg(long, env = "UPRES_THREADS", default_value_t = 0)]
     pub threads: usize,
@@ -30,6 +29,10 @@ pub struct EngineArgs {
     /// Overlap between neighbouring tiles, in input pixels, blended across.
     #[arg(long, env = "UPRES_TILE_OVERLAP", default_value_t = TileConfig::default().overlap)]
     pub tile_overlap: u32,
+    /// Context fed around each tile (and beyond the image border, mirrored), in input pixels;
+    /// its output is cut off. Default: the model's own, measured and stored in the manifest.
+    #[arg(long, env = "UPRES_TILE_CONTEXT")]
+    pub tile_context: Option<usize>,
     /// Largest accepted input file, in bytes.
     #[arg(long, env = "UPRES_MAX_INPUT_BYTES", default_value_t = Limits::default().max_input_bytes)]
     pub max_input_bytes: usize,
@@ -42,6 +45,14 @@ pub struct EngineArgs {
     /// P(unsafe) at or above which content moderation blocks an image.
     #[arg(long, env = "UPRES_MODERATION_THRESHOLD", default_value_t = 0.5)]
     pub moderation_threshold: f32,
+}
+
+/// Where the converted models are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelsDir {
+    /// Folder of converted models (`<id>-x<scale>.onnx`, `open-nsfw.onnx`).
+    #[arg(long, env = "UPRES_MODELS_DIR", default_value = ".cache/models")]
+    pub models_dir: PathBuf,
 }
 
 /// A relative path is looked up in the current folder, then in each folder above it, so the

@@ -12,8 +12,14 @@ pub enum EngineError {
         "model file {path} is missing. Run `scripts/setup.sh {model}` to fetch and convert it"
     )]
     ModelMissing { model: String, path: PathBuf },
-    #[error("unknown model '{0}' (installed: {1})")]
+    #[error(
+        "unknown model '{0}' (installed: {1}); `upres models` lists installed and installable models"
+    )]
     UnknownModel(String, String),
+    #[error(
+        "model '{0}' is not installed (installed: {1}); install it with `scripts/setup.sh {0}`, or see `upres models`"
+    )]
+    ModelNotInstalled(String, String),
     #[error("model '{model}' cannot upscale by {scale}x (supported: 2, 4)")]
     UnsupportedScale { model: String, scale: u32 },
     #[error("input is {size} bytes, more than the limit of {limit} bytes")]

@@ -2,6 +2,7 @@
 //! codecs with limits, and content moderation.
 
 pub mod alpha;
+pub mod catalog;
 pub mod codec;
 pub mod config;
 pub mod error;
@@ -18,11 +19,11 @@ pub use config::EngineArgs;
 pub use error::{EngineError, Result};
 pub use registry::{ModelInfo, SharedSession};
 pub use runtime::Device;
-pub use tiling::TileConfig;
+pub use tiling::{ModelTiling, TileConfig};
 
 use crate::output::{Layout, Output};
 use crate::registry::Registry;
-use crate::tiling::{Planar, Rect};
+use crate::tiling::Planar;
 
 /// What to do to one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,7 @@ pub struct UpscaleRequest {
 pub struct Engine {
     registry: Registry,
     tile: TileConfig,
+    tile_context: Option<usize>,
     limits: Limits,
     moderation_threshold: f32,
 }
@@ -51,11 +53,12 @@ impl Engine {
         Ok(Engine {
             registry: Registry::scan(
                 env,
-                &config::resolve(&args.models_dir),
+                &config::resolve(&args.models.models_dir),
                 args.threads,
                 args.device,
             )?,
             tile: args.tile_config().validate()?,
+            tile_context: args.tile_context,
             limits: args.limits(),
             moderation_threshold: args.moderation_threshold,
         })
@@ -96,9 +99,15 @@ impl Engine {
         self.plan(width, height, request).map(|_| ())
     }
 
-    /// [`Engine::check`], returning the model's plan: (native scale, downscale after it).
-    fn plan(&self, width: u32, height: u32, request: &UpscaleRequest) -> Result<(u32, u32)> {
-        let plan = self.registry.model(&request.model)?.plan(request.scale)?;
+    /// [`Engine::check`], returning the model and its plan: (native scale, downscale after it).
+    fn plan(
+        &self,
+        width: u32,
+        height: u32,
+        request: &UpscaleRequest,
+    ) -> Result<(&ModelInfo, u32, u32)> {
+        let model = self.registry.model(&request.model)?;
+        let (native, downscale) = model.plan(request.scale)?;
         let (w, h) = (
             u64::from(width) * u64::from(request.scale),
             u64::from(height) * u64::from(request.scale),
@@ -111,7 +120,7 @@ impl Engine {
                 limit: self.limits.max_output_pixels,
             });
         }
-        Ok(plan)
+        Ok((model, native, downscale))
     }
 
     /// Upscales one decoded image.
@@ -126,7 +135,7 @@ impl Engine {
         request: &UpscaleRequest,
         progress: &dyn Fn(usize, usize),
     ) -> Result<Image> {
-        let (native, downscale) = self.plan(image.width(), image.height(), request)?;
+        let (model, native, downscale) = self.plan(image.width(), image.height(), request)?;
         let session = self.registry.sr_session(&request.model, native)?;
         let scale = request.scale as usize;
         let (mut rgb, alpha) = alpha::split(&image.pixels);
@@ -145,10 +154,14 @@ impl Engine {
         tiling::upscale(
             &rgb,
             self.tile,
+            ModelTiling {
+                context: self.tile_context.unwrap_or(model.tiling.context),
+                ..model.tiling
+            },
             native as usize,
             downscale as usize,
-            |tile, rect, consume: &mut dyn FnMut(&[f32])| {
-                run_sr_with(&session, tile, rect, consume)?;
+            |tile, tw, th, consume: &mut dyn FnMut(&[f32])| {
+                run_sr_with(&session, tile, (tw, th), consume)?;
                 done += 1;
                 progress(done, total);
                 Ok(())
@@ -187,28 +200,27 @@ impl Engine {
     }
 }
 
-/// Runs a super-resolution session on one planar RGB tile and hands `use_output` its planar
-/// output, in place (the session stays locked meanwhile).
+/// Runs a super-resolution session on one planar RGB tile of `(width, height)` and hands
+/// `use_output` its planar output, in place (the session stays locked meanwhile).
 pub fn run_sr_with<R>(
     session: &SharedSession,
     tile: &[f32],
-    rect: Rect,
+    (width, height): (usize, usize),
     use_output: impl FnOnce(&[f32]) -> R,
 ) -> Result<R> {
-    let input = TensorRef::from_array_view(([1usize, 3, rect.h, rect.w], tile))?;
+    let input = TensorRef::from_array_view(([1usize, 3, height, width], tile))?;
     let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
     let outputs = session.run(ort::inputs![input])?;
     let (_, data) = outputs[0].try_extract_tensor::<f32>()?;
     Ok(use_output(data))
 }
 
-/// Upscales planar data with the session directly (no tiling, no alpha), as a reference.
+/// Upscales planar data with the session directly (no tiling, no padding, no alpha).
 pub fn run_untiled(session: &SharedSession, input: &Planar) -> Result<Vec<f32>> {
-    let whole = Rect {
-        x: 0,
-        y: 0,
-        w: input.width,
-        h: input.height,
-    };
-    run_sr_with(session, &input.data, whole, <[f32]>::to_vec)
+    run_sr_with(
+        session,
+        &input.data,
+        (input.width, input.height),
+        <[f32]>::to_vec,
+    )
 }

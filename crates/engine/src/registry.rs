@@ -8,18 +8,24 @@ use std::sync::{Arc, Mutex};
 use ort::environment::Environment;
 use ort::session::Session;
 
+use crate::catalog::{self, CatalogEntry};
 use crate::error::{EngineError, Result};
 use crate::runtime::{self, Device};
+use crate::tiling::ModelTiling;
 
 /// File name of the content-moderation classifier in the models folder.
 pub const CLASSIFIER_FILE: &str = "open-nsfw.onnx";
 
 /// An installed super-resolution model and the scales it has weights for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
     pub id: String,
     /// Scales with their own weights (files `<id>-x<scale>.onnx`).
     pub native_scales: Vec<u32>,
+    /// How tiles are fed to it: from the manifest, or the default for a file it does not list.
+    pub tiling: ModelTiling,
+    /// Its manifest entry, when the manifest lists it.
+    pub catalog: Option<&'static CatalogEntry>,
 }
 
 impl ModelInfo {
@@ -59,30 +65,12 @@ impl Registry {
         intra_threads: usize,
         device: Device,
     ) -> Result<Self> {
-        let mut models: BTreeMap<String, ModelInfo> = BTreeMap::new();
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("models folder {}: {e}. Run `make setup`", dir.display()),
-            )
-        })?;
-        for entry in entries {
-            let name = entry?.file_name().to_string_lossy().into_owned();
-            if let Some((id, scale)) = parse_model_file(&name) {
-                let info = models.entry(id.to_string()).or_insert_with(|| ModelInfo {
-                    id: id.to_string(),
-                    native_scales: vec![],
-                });
-                info.native_scales.push(scale);
-                info.native_scales.sort_unstable();
-            }
-        }
         Ok(Registry {
             env,
             dir: dir.to_path_buf(),
             intra_threads,
             device,
-            models,
+            models: installed(dir)?,
             sessions: Mutex::default(),
         })
     }
@@ -94,7 +82,14 @@ impl Registry {
     pub fn model(&self, id: &str) -> Result<&ModelInfo> {
         self.models.get(id).ok_or_else(|| {
             let installed: Vec<&str> = self.models.keys().map(String::as_str).collect();
-            EngineError::UnknownModel(id.to_string(), installed.join(", "))
+            let installed = match installed.is_empty() {
+                true => "none".to_string(),
+                false => installed.join(", "),
+            };
+            match catalog::entry(id) {
+                Some(e) if e.is_sr() => EngineError::ModelNotInstalled(id.to_string(), installed),
+                _ => EngineError::UnknownModel(id.to_string(), installed),
+            }
         })
     }
 
@@ -131,6 +126,35 @@ impl Registry {
     }
 }
 
+/// The super-resolution models installed in `dir` (files `<id>-x<scale>.onnx`), by id. Needs
+/// no ONNX Runtime.
+pub fn installed(dir: &Path) -> Result<BTreeMap<String, ModelInfo>> {
+    let mut models: BTreeMap<String, ModelInfo> = BTreeMap::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("models folder {}: {e}. Run `make setup`", dir.display()),
+        )
+    })?;
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some((id, scale)) = parse_model_file(&name) {
+            let info = models.entry(id.to_string()).or_insert_with(|| {
+                let catalog = catalog::entry(id);
+                ModelInfo {
+                    id: id.to_string(),
+                    native_scales: vec![],
+                    tiling: catalog.map(|e| e.tiling).unwrap_or_default(),
+                    catalog,
+                }
+            });
+            info.native_scales.push(scale);
+            info.native_scales.sort_unstable();
+        }
+    }
+    Ok(models)
+}
+
 /// `esrgan-slim-x4.onnx` -> (`esrgan-slim`, 4).
 fn parse_model_file(name: &str) -> Option<(&str, u32)> {
     let stem = name.strip_suffix(".onnx")?;
@@ -163,6 +187,8 @@ mod tests {
         let info = ModelInfo {
             id: "m".into(),
             native_scales: vec![4],
+            tiling: ModelTiling::default(),
+            catalog: None,
         };
         assert_eq!(info.plan(4).unwrap(), (4, 1));
         assert_eq!(info.plan(2).unwrap(), (4, 2));
@@ -171,8 +197,8 @@ mod tests {
             Err(EngineError::UnsupportedScale { .. })
         ));
         let both = ModelInfo {
-            id: "m".into(),
             native_scales: vec![2, 4],
+            ..info
         };
         assert_eq!(both.plan(2).unwrap(), (2, 1));
     }

@@ -1,13 +1,17 @@
-//! Overlapping tiles: the image is cut into fixed-size tiles that overlap, each tile is run
-//! through the model, and the outputs are cross-faded across the overlap (no hard cuts, no
-//! seams). Output rows are streamed out as soon as no later tile can touch them, so memory
-//! holds one band of tile rows in float, never the whole float output.
+//! Overlapping tiles: the image is cut into tiles that overlap, each tile is run through the
+//! model with extra context around it (cut off again afterwards), and the outputs are
+//! cross-faded across the overlap (no hard cuts, no seams). Beyond the image border the context
+//! is made up by reflection (or edge replication, per model), so the border of the image gets
+//! the same treatment as its interior: no darker frame from the model's zero padding. Output
+//! rows are streamed out as soon as no later tile can touch them, so memory holds one band of
+//! tile rows in float, never the whole float output.
 
 use rayon::prelude::*;
+use serde::Deserialize;
 
 use crate::error::{EngineError, Result};
 
-/// Tile size and overlap, in input pixels.
+/// Tile size and overlap, in input pixels (without the model's context around each tile).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TileConfig {
     pub size: u32,
@@ -35,6 +39,62 @@ impl TileConfig {
     }
 }
 
+/// How pixels beyond the image border are made up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Border {
+    /// Mirrored about the edge pixel (numpy's `reflect`): keeps texture and gradients going.
+    #[default]
+    Reflect,
+    /// The edge pixel repeated.
+    Replicate,
+}
+
+/// What a model needs around each tile, in input pixels; stored per model in the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelTiling {
+    pub border: Border,
+    /// Extra pixels on every side of a tile whose output is cut off: the reach of the model's
+    /// zero padding into its output (measured by `benches/benches/tile_context.rs`).
+    pub context: usize,
+    /// Pixels on every side that the network's unpadded convolutions consume (its output is
+    /// `scale * (input - 2 * shrink)`).
+    pub shrink: usize,
+}
+
+impl Default for ModelTiling {
+    /// For a model file the manifest does not describe.
+    fn default() -> Self {
+        ModelTiling {
+            border: Border::Reflect,
+            context: 16,
+            shrink: 0,
+        }
+    }
+}
+
+impl ModelTiling {
+    /// Input pixels fed around a tile on every side.
+    pub fn margin(self) -> usize {
+        self.context + self.shrink
+    }
+}
+
+/// Index into `[0, len)` for a position `i` that may lie beyond either end.
+fn border_index(i: isize, len: usize, border: Border) -> usize {
+    let n = len as isize;
+    match border {
+        Border::Replicate => i.clamp(0, n - 1) as usize,
+        Border::Reflect if n == 1 => 0,
+        Border::Reflect => {
+            let period = 2 * (n - 1);
+            let j = i.rem_euclid(period);
+            (if j < n { j } else { period - j }) as usize
+        }
+    }
+}
+
 /// RGB image as three planes of f32 in [0,1] (the models' NCHW layout without the batch).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Planar {
@@ -52,13 +112,25 @@ impl Planar {
         }
     }
 
-    /// The sub-image `rect`, as planar data.
-    pub fn crop(&self, rect: Rect) -> Vec<f32> {
-        let mut out = Vec::with_capacity(3 * rect.w * rect.h);
+    /// The sub-image `rect` grown by `margin` on every side, as planar data of
+    /// `(rect.w + 2 margin) x (rect.h + 2 margin)`; pixels beyond the image come from `border`.
+    pub fn crop_extended(&self, rect: Rect, margin: usize, border: Border) -> Vec<f32> {
+        let span = |start: usize, len: usize, total: usize| -> Vec<usize> {
+            let (from, to) = (
+                start as isize - margin as isize,
+                (start + len + margin) as isize,
+            );
+            (from..to).map(|i| border_index(i, total, border)).collect()
+        };
+        let (xs, ys) = (
+            span(rect.x, rect.w, self.width),
+            span(rect.y, rect.h, self.height),
+        );
+        let mut out = Vec::with_capacity(3 * xs.len() * ys.len());
         for plane in self.data.chunks_exact(self.width * self.height) {
-            for y in rect.y..rect.y + rect.h {
-                let row = y * self.width;
-                out.extend_from_slice(&plane[row + rect.x..row + rect.x + rect.w]);
+            for &y in &ys {
+                let row = &plane[y * self.width..][..self.width];
+                out.extend(xs.iter().map(|&x| row[x]));
             }
         }
         out
@@ -99,13 +171,10 @@ pub fn grid(width: usize, height: usize, cfg: TileConfig) -> Vec<Vec<Rect>> {
 }
 
 /// Blend weight along one axis for each of `n_out` output pixels of a tile spanning
-/// `[start, start + len)` of `total` input pixels. Interior edges ramp from 0 (the outer quarter
-/// of the overlap, where padding spoils the model's output, is dropped) up to 1; image borders
-/// keep full weight.
+/// `[start, start + len)` of `total` input pixels: a linear ramp across the overlap at interior
+/// edges, full weight at image borders.
 fn axis_weights(start: usize, len: usize, total: usize, overlap: usize, scale: usize) -> Vec<f32> {
-    let margin = overlap as f32 / 4.0;
-    let ramp = (overlap as f32 - 2.0 * margin).max(1.0);
-    let edge = |d: f32| ((d - margin) / ramp).clamp(0.0, 1.0);
+    let edge = |d: f32| (d / overlap as f32).clamp(0.0, 1.0);
     (0..len * scale)
         .map(|o| {
             if overlap == 0 {
@@ -122,7 +191,6 @@ fn axis_weights(start: usize, len: usize, total: usize, overlap: usize, scale: u
         })
         .collect()
 }
-
 /// Blend weights of every tile along one axis, divided by their sum at each output pixel so
 /// they add up to 1 there. The grid is separable (every tile of a column shares its x span),
 /// so the 2-D weight of a tile, `wx * wy`, also sums to 1 over the tiles covering a pixel and
@@ -172,69 +240,59 @@ fn box_downscale(data: &[f32], w: usize, h: usize, k: usize) -> Vec<f32> {
     out
 }
 
-/// Tiles thinner than this are edge-padded up to it before inference: the models' zero padding
-/// would otherwise dominate a 1-pixel-wide tile and darken it.
-const MIN_SIDE: usize = 16;
+/// The rows and columns `rect` of planar data `width` pixels wide.
+fn crop_planes(data: &[f32], width: usize, height: usize, rect: Rect) -> Vec<f32> {
+    data.chunks_exact(width * height)
+        .flat_map(|plane| {
+            (rect.y..rect.y + rect.h).flat_map(move |y| &plane[y * width + rect.x..][..rect.w])
+        })
+        .copied()
+        .collect()
+}
 
-/// What the model is: planar tile data and its rect in, the planar output handed to the
+/// What the model is: planar data of `width` x `height` in, its planar output handed to the
 /// callback (so it can be used in place, without a copy).
-pub trait Infer: FnMut(&[f32], Rect, &mut dyn FnMut(&[f32])) -> Result<()> {}
-impl<F: FnMut(&[f32], Rect, &mut dyn FnMut(&[f32])) -> Result<()>> Infer for F {}
+pub trait Infer: FnMut(&[f32], usize, usize, &mut dyn FnMut(&[f32])) -> Result<()> {}
+impl<F: FnMut(&[f32], usize, usize, &mut dyn FnMut(&[f32])) -> Result<()>> Infer for F {}
 
-/// Runs `infer` on `rect` and hands its output to `consume`. A thin tile is edge-padded to
-/// `MIN_SIDE`, centred so that the model's own zero padding stays away from the real pixels,
-/// and the output cropped back.
+/// Runs `infer` on `rect` grown by the model's margin and hands `consume` the output of `rect`
+/// alone, `model_scale` times larger (the context's output is cut off).
 fn infer_tile(
     input: &Planar,
     rect: Rect,
+    model: ModelTiling,
     model_scale: usize,
     infer: &mut impl Infer,
     consume: &mut dyn FnMut(&[f32]),
 ) -> Result<()> {
-    let padded = Rect {
-        w: rect.w.max(MIN_SIDE),
-        h: rect.h.max(MIN_SIDE),
-        ..rect
+    let margin = model.margin();
+    let data = input.crop_extended(rect, margin, model.border);
+    let (in_w, in_h) = (rect.w + 2 * margin, rect.h + 2 * margin);
+    let s = model_scale;
+    let (out_w, out_h) = (
+        (rect.w + 2 * model.context) * s,
+        (rect.h + 2 * model.context) * s,
+    );
+    let kept = Rect {
+        x: model.context * s,
+        y: model.context * s,
+        w: rect.w * s,
+        h: rect.h * s,
     };
-    let (left, top) = ((padded.w - rect.w) / 2, (padded.h - rect.h) / 2);
-    let tile = input.crop(rect);
-    let data = if padded == rect {
-        tile
-    } else {
-        let clamp = |v: usize, offset: usize, len: usize| v.saturating_sub(offset).min(len - 1);
-        let mut out = Vec::with_capacity(3 * padded.w * padded.h);
-        for plane in tile.chunks_exact(rect.w * rect.h) {
-            for y in 0..padded.h {
-                let row = &plane[clamp(y, top, rect.h) * rect.w..][..rect.w];
-                out.extend((0..padded.w).map(|x| row[clamp(x, left, rect.w)]));
-            }
-        }
-        out
-    };
-    let expected = 3 * padded.w * padded.h * model_scale * model_scale;
     let mut wrong_size = None;
-    infer(&data, padded, &mut |raw: &[f32]| {
-        if raw.len() != expected {
+    infer(&data, in_w, in_h, &mut |raw: &[f32]| {
+        if raw.len() != 3 * out_w * out_h {
             wrong_size = Some(raw.len());
-        } else if padded == rect {
+        } else if model.context == 0 {
             consume(raw);
         } else {
-            let (pw, ph) = (padded.w * model_scale, padded.h * model_scale);
-            let (w, h) = (rect.w * model_scale, rect.h * model_scale);
-            let (x0, y0) = (left * model_scale, top * model_scale);
-            let cropped: Vec<f32> = raw
-                .chunks_exact(pw * ph)
-                .flat_map(|plane| {
-                    (y0..y0 + h).flat_map(move |y| plane[y * pw + x0..][..w].iter().copied())
-                })
-                .collect();
-            consume(&cropped);
+            consume(&crop_planes(raw, out_w, out_h, kept));
         }
     })?;
     match wrong_size {
         Some(got) => Err(EngineError::Inference(format!(
-            "model returned {got} values for a {}x{} tile, expected {expected}",
-            padded.w, padded.h
+            "model returned {got} values for a {in_w}x{in_h} input, expected {}",
+            3 * out_w * out_h
         ))),
         None => Ok(()),
     }
@@ -294,11 +352,13 @@ impl Band {
 }
 
 /// Upscales `input` by `model_scale / downscale` tile by tile. `infer` maps a planar tile of
-/// `w` x `h` to its planar output `model_scale` times larger. `sink` receives finished output
-/// rows in order, as `(first_row, interleaved RGB f32 rows)`, values not yet clamped.
+/// `w` x `h` to its planar output, `model_scale` times `model.shrink` pixels smaller on every
+/// side. `sink` receives finished output rows in order, as `(first_row, interleaved RGB f32
+/// rows)`, values not yet clamped.
 pub fn upscale(
     input: &Planar,
     cfg: TileConfig,
+    model: ModelTiling,
     model_scale: usize,
     downscale: usize,
     mut infer: impl Infer,
@@ -315,7 +375,7 @@ pub fn upscale(
     for (r, row) in rows.iter().enumerate() {
         for (c, &rect) in row.iter().enumerate() {
             let at = (rect.x * scale, rect.y * scale);
-            infer_tile(input, rect, model_scale, &mut infer, &mut |raw| {
+            infer_tile(input, rect, model, model_scale, &mut infer, &mut |raw| {
                 if downscale > 1 {
                     let (w, h) = (rect.w * model_scale, rect.h * model_scale);
                     band.add(&box_downscale(raw, w, h, downscale), at, &wx[c], &wy[r]);
@@ -374,8 +434,50 @@ mod tests {
         }
     }
 
-    /// With an identity "model" (nearest-neighbour upscale), blending must reproduce the
-    /// nearest-neighbour upscale exactly: weights are normalised everywhere.
+    #[test]
+    fn borders_reflect_or_replicate() {
+        let reflect: Vec<usize> = (-5..9)
+            .map(|i| border_index(i, 4, Border::Reflect))
+            .collect();
+        assert_eq!(reflect, [1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1, 0, 1, 2]);
+        let replicate: Vec<usize> = (-2..6)
+            .map(|i| border_index(i, 4, Border::Replicate))
+            .collect();
+        assert_eq!(replicate, [0, 0, 0, 1, 2, 3, 3, 3]);
+        assert_eq!(border_index(-7, 1, Border::Reflect), 0);
+        let image = Planar {
+            width: 3,
+            height: 1,
+            data: [1.0, 2.0, 3.0].repeat(3),
+        };
+        let whole = Rect {
+            x: 0,
+            y: 0,
+            w: 3,
+            h: 1,
+        };
+        let grown = image.crop_extended(whole, 2, Border::Reflect);
+        assert_eq!(grown.len(), 3 * 7 * 5);
+        assert_eq!(grown[..7], [3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0]); // the row above: itself
+        assert_eq!(image.crop_extended(whole, 0, Border::Reflect), image.data);
+    }
+
+    /// A "model" that upscales by nearest neighbour after consuming `shrink` pixels per side.
+    fn nearest(data: &[f32], w: usize, h: usize, s: usize, shrink: usize) -> Vec<f32> {
+        let mut out = Vec::new();
+        for plane in data.chunks_exact(w * h) {
+            for y in 0..(h - 2 * shrink) * s {
+                for x in 0..(w - 2 * shrink) * s {
+                    out.push(plane[(y / s + shrink) * w + x / s + shrink]);
+                }
+            }
+        }
+        out
+    }
+
+    /// With an identity "model" (nearest-neighbour upscale), tiling must reproduce the
+    /// nearest-neighbour upscale exactly, whatever the context: weights are normalised
+    /// everywhere and every tile's context is cut off at the right place.
     #[test]
     fn blending_of_consistent_tiles_is_exact() {
         let (w, h) = (150, 7);
@@ -383,50 +485,55 @@ mod tests {
         for (i, v) in input.data.iter_mut().enumerate() {
             *v = ((i * 7919) % 1000) as f32 / 1000.0;
         }
-        let nearest = |data: &[f32], rect: Rect, s: usize| {
-            let mut out = Vec::new();
-            for plane in data.chunks_exact(rect.w * rect.h) {
-                for y in 0..rect.h * s {
-                    for x in 0..rect.w * s {
-                        out.push(plane[(y / s) * rect.w + x / s]);
-                    }
-                }
-            }
-            out
-        };
-        for (model_scale, down) in [(2, 1), (4, 1), (4, 2)] {
-            let s = model_scale / down;
-            let mut got = vec![f32::NAN; w * s * h * s * 3];
-            let mut next_row = 0;
-            upscale(
-                &input,
-                TileConfig {
-                    size: 32,
-                    overlap: 8,
-                },
-                model_scale,
-                down,
-                |data, rect, out: &mut dyn FnMut(&[f32])| {
-                    out(&nearest(data, rect, model_scale));
-                    Ok(())
-                },
-                |y0, rows| {
-                    assert_eq!(y0, next_row, "rows out of order");
-                    next_row += rows.len() / (w * s * 3);
-                    got[y0 * w * s * 3..][..rows.len()].copy_from_slice(rows);
-                },
-            )
-            .unwrap();
-            assert_eq!(next_row, h * s);
-            for y in 0..h * s {
-                for x in 0..w * s {
-                    for c in 0..3 {
-                        let want = input.data[(c * h + y / s) * w + x / s];
-                        let v = got[(y * w * s + x) * 3 + c];
-                        assert!(
-                            (v - want).abs() < 1e-5,
-                            "scale {s} at {x},{y}: {v} vs {want}"
-                        );
+        let models = [
+            ModelTiling::default(),
+            ModelTiling {
+                border: Border::Replicate,
+                context: 0,
+                shrink: 3,
+            },
+            ModelTiling {
+                border: Border::Reflect,
+                context: 5,
+                shrink: 2,
+            },
+        ];
+        for model in models {
+            for (model_scale, down) in [(2, 1), (4, 1), (4, 2)] {
+                let s = model_scale / down;
+                let mut got = vec![f32::NAN; w * s * h * s * 3];
+                let mut next_row = 0;
+                upscale(
+                    &input,
+                    TileConfig {
+                        size: 32,
+                        overlap: 8,
+                    },
+                    model,
+                    model_scale,
+                    down,
+                    |data, tw, th, out: &mut dyn FnMut(&[f32])| {
+                        out(&nearest(data, tw, th, model_scale, model.shrink));
+                        Ok(())
+                    },
+                    |y0, rows| {
+                        assert_eq!(y0, next_row, "rows out of order");
+                        next_row += rows.len() / (w * s * 3);
+                        got[y0 * w * s * 3..][..rows.len()].copy_from_slice(rows);
+                    },
+                )
+                .unwrap();
+                assert_eq!(next_row, h * s);
+                for y in 0..h * s {
+                    for x in 0..w * s {
+                        for c in 0..3 {
+                            let want = input.data[(c * h + y / s) * w + x / s];
+                            let v = got[(y * w * s + x) * 3 + c];
+                            assert!(
+                                (v - want).abs() < 1e-5,
+                                "{model:?} scale {s} at {x},{y}: {v} vs {want}"
+                            );
+                        }
                     }
                 }
             }

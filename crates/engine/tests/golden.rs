@@ -3,18 +3,25 @@
 
 mod common;
 
-use common::{engine, golden, max_abs_diff, read_npy};
-use upres_engine::tiling::Planar;
+use common::{engine, engine_with, golden, max_abs_diff, read_npy};
+use upres_engine::tiling::{Border, Planar, Rect};
 use upres_engine::{run_untiled, UpscaleRequest};
 
-const SR_MODELS: [(&str, u32); 7] = [
-    ("realesrgan-x4plus", 4),
-    ("esrgan-thick", 2),
-    ("esrgan-thick", 4),
-    ("esrgan-medium", 2),
-    ("esrgan-medium", 4),
-    ("esrgan-slim", 2),
-    ("esrgan-slim", 4),
+/// (model, scale, edge padding of the input): waifu2x's unpadded convolutions take the golden
+/// input replicated 7 px beyond every edge and return exactly twice the unpadded size.
+const SR_MODELS: [(&str, u32, usize); 12] = [
+    ("realesrgan-x4plus", 4, 0),
+    ("esrgan-thick", 2, 0),
+    ("esrgan-thick", 4, 0),
+    ("esrgan-medium", 2, 0),
+    ("esrgan-medium", 4, 0),
+    ("esrgan-slim", 2, 0),
+    ("esrgan-slim", 4, 0),
+    ("realesr-general-x4v3", 4, 0),
+    ("span", 2, 0),
+    ("span", 4, 0),
+    ("waifu2x-photo", 2, 7),
+    ("waifu2x-photo-denoise1", 2, 7),
 ];
 
 fn golden_input() -> Planar {
@@ -26,15 +33,31 @@ fn golden_input() -> Planar {
     }
 }
 
+/// `input` with its edge pixels repeated `pad` times beyond every edge.
+fn edge_padded(input: &Planar, pad: usize) -> Planar {
+    let whole = Rect {
+        x: 0,
+        y: 0,
+        w: input.width,
+        h: input.height,
+    };
+    Planar {
+        width: input.width + 2 * pad,
+        height: input.height + 2 * pad,
+        data: input.crop_extended(whole, pad, Border::Replicate),
+    }
+}
+
 #[test]
 fn every_converted_model_matches_its_original_runtime() {
     let input = golden_input();
-    for (model, scale) in SR_MODELS {
+    for (model, scale, pad) in SR_MODELS {
         let session = engine().session(model, scale).unwrap();
-        let got = run_untiled(&session, &input).unwrap();
+        let got = run_untiled(&session, &edge_padded(&input, pad)).unwrap();
         let (shape, want) = read_npy(&format!("{model}-x{scale}_output.npy"));
         assert_eq!(shape, [1, 3, 24 * scale as usize, 40 * scale as usize]);
         let diff = max_abs_diff(&got, &want);
+        eprintln!("{model} x{scale}: max abs diff {diff:.2e}");
         assert!(diff <= 1e-4, "{model} x{scale}: max abs diff {diff}");
     }
 }
@@ -49,10 +72,12 @@ fn png_decodes_to_the_golden_float_input() {
     assert_eq!(rgb, golden_input());
 }
 
-/// The whole engine path (decode, tiles, f32 -> u8 rounding) reproduces the 8-bit reference.
+/// The whole engine path (decode, tiles, f32 -> u8 rounding) reproduces the 8-bit reference,
+/// an unpadded run of the model: so no context around the (single) tile here.
 #[test]
 fn eight_bit_output_is_rounded_not_truncated() {
-    let image = engine()
+    let engine = engine_with(|a| a.tile_context = Some(0));
+    let image = engine
         .decode(&std::fs::read(golden("input_astronaut_24x40.png")).unwrap())
         .unwrap();
     let request = UpscaleRequest {
@@ -60,7 +85,7 @@ fn eight_bit_output_is_rounded_not_truncated() {
         scale: 4,
         preserve_alpha: true,
     };
-    let got = engine().upscale(&image, &request).unwrap().pixels.to_rgb8();
+    let got = engine.upscale(&image, &request).unwrap().pixels.to_rgb8();
     let want = image::open(golden("slim-x4_expected.png"))
         .unwrap()
         .to_rgb8();

@@ -36,7 +36,7 @@ pub struct ServeArgs {
     #[arg(long, env = "UPRES_ALLOW_PRIVATE_URLS")]
     pub allow_private_urls: bool,
     /// Model used when a request does not name one (its `model` field).
-    #[arg(long, env = "UPRES_MODEL", default_value = "esrgan-medium")]
+    #[arg(long, env = "UPRES_MODEL", default_value = upres_engine::catalog::DEFAULT_MODEL)]
     pub model: String,
     /// Jobs run at the same time (each on its own blocking thread).
     #[arg(long, env = "UPRES_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]

@@ -85,6 +85,7 @@ impl ServerError {
             | ServerError::RefusedUrl { .. } => StatusCode::BAD_REQUEST,
             ServerError::Engine(
                 E::UnknownModel(..)
+                | E::ModelNotInstalled(..)
                 | E::UnsupportedScale { .. }
                 | E::InputTooLarge { .. }
                 | E::TooManyInputPixels { .. }

@@ -33,13 +33,9 @@ pub use upscaler::Upscaler;
 /// `upres serve`: loads the engine, listens, and serves until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
     let engine = Engine::new(&args.engine)?;
-    if engine.model(&args.model).is_err() {
-        let installed: Vec<&str> = engine.models().map(|m| m.id.as_str()).collect();
+    if let Err(err) = engine.model(&args.model) {
         return Err(ServerError::Config(format!(
-            "default model '{}' is not installed (installed: {}). Pick one with --model / UPRES_MODEL, or install it with scripts/setup.sh {}",
-            args.model,
-            if installed.is_empty() { "none".to_string() } else { installed.join(", ") },
-            args.model
+            "default model: {err}. Pick one with --model / UPRES_MODEL"
         )));
     }
     let state = AppState::new(&args, Arc::new(engine))?;

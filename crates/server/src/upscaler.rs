@@ -36,12 +36,8 @@ impl Upscaler for Engine {
             field: "model",
             reason,
         };
-        let model = self.model(&spec.model).map_err(|err| {
-            let installed: Vec<&str> = self.models().map(|m| m.id.as_str()).collect();
-            invalid(format!("{err} (installed: {})", installed.join(", ")))
-        })?;
-        model
-            .plan(spec.scale)
+        self.model(&spec.model)
+            .and_then(|model| model.plan(spec.scale))
             .map_err(|err| invalid(err.to_string()))?;
         Ok(())
     }

@@ -121,7 +121,8 @@ async fn engine_errors_are_400_on_v1_and_failed_on_v2() {
         let message = error["error"].as_str().unwrap();
         assert!(
             message.starts_with("invalid 'model': unknown model 'nope' (installed: ")
-                && message.contains("esrgan-slim"),
+                && message.contains("esrgan-slim")
+                && message.contains("`upres models`"),
             "{message}"
         );
     }

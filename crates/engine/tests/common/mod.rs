@@ -12,6 +12,13 @@ pub fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| Engine::new(&EngineArgs::default()).expect("run scripts/setup.sh first"))
 }
 
+/// An engine with settings changed from the defaults.
+pub fn engine_with(configure: impl FnOnce(&mut EngineArgs)) -> Engine {
+    let mut args = EngineArgs::default();
+    configure(&mut args);
+    Engine::new(&args).expect("run scripts/setup.sh first")
+}
+
 pub fn golden(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/golden")
