@@ -19,7 +19,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
         "installed",
         "scales",
         "look",
-        "speed (x4, 2-core CPU)",
+        "speed (largest scale, 2-core CPU)",
         "license",
     ];
     let mut rows = vec![header.map(String::from)];
@@ -50,7 +50,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
             scales,
             entry.look.map_or("", |l| l.as_str()).to_string(),
             match (entry.megapixels_per_second, entry.speed_class()) {
-                (Some(mps), Some(class)) => format!("{mps:.3} MP/s, {class}"),
+                (Some(mps), Some(class)) => format!("{mps} MP/s, {class}"),
                 _ => "not measured".to_string(),
             },
             entry.license.spdx.clone(),

@@ -99,3 +99,54 @@ fn missing_runtime_gives_one_clear_message() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `upres models` with the models installed, then with an empty models folder; and the
+/// unknown-model error that points to it.
+#[test]
+fn models_lists_installed_and_installable_models() {
+    let list = |args: &[&str]| {
+        let run = Command::new(env!("CARGO_BIN_EXE_upres"))
+            .arg("models")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        String::from_utf8(run.stdout).unwrap()
+    };
+    let installed = list(&[]);
+    let span = installed
+        .lines()
+        .find(|l| l.starts_with("span (default)"))
+        .unwrap_or_else(|| panic!("no default span row:\n{installed}"));
+    for column in ["yes", "x2 x4", "faithful", "MP/s", "Apache-2.0"] {
+        assert!(span.contains(column), "{column} missing from {span}");
+    }
+    assert!(installed.contains("realesr-general-x4v3") && installed.contains("GAN"));
+    let empty = tempfile::tempdir().unwrap();
+    let none = list(&["--models-dir", empty.path().to_str().unwrap()]);
+    assert!(
+        none.lines().skip(1).filter(|l| l.contains(" no ")).count() >= 7,
+        "{none}"
+    );
+    assert!(none.contains("scripts/setup.sh"), "{none}");
+
+    let run = Command::new(env!("CARGO_BIN_EXE_upres"))
+        .args([
+            "upscale",
+            golden_png().to_str().unwrap(),
+            "--model",
+            "no-such-model",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown model 'no-such-model'") && stderr.contains("upres models"),
+        "{stderr}"
+    );
+}

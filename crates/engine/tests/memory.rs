@@ -1,5 +1,6 @@
 //! Peak memory of a large upscale: x4 of a 2048x2048 RGBA image (8192x8192 output, the
-//! largest the default limit allows), encoded to PNG, must stay under 2 GiB of peak RSS.
+//! largest the default limit allows) with the default model, encoded to PNG, must stay under
+//! 2 GiB of peak RSS.
 //! Slow (about a minute on 2 cores), so ignored in the test suite; `benches/run.sh` runs it:
 //! `cargo test --release -p upres-engine --test memory -- --ignored --nocapture`.
 
@@ -36,7 +37,7 @@ fn x4_of_2048_rgba_stays_under_2_gib() {
         },
     )));
     let request = UpscaleRequest {
-        model: "esrgan-slim".into(),
+        model: upres_engine::catalog::DEFAULT_MODEL.into(),
         scale: 4,
         preserve_alpha: true,
     };
