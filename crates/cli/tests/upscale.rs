@@ -7,12 +7,17 @@ fn golden_png() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden/input_astronaut_24x40.png")
 }
 
-fn upres(args: &[&str]) -> std::process::Output {
+/// The `upres` binary run with `args`.
+fn run_upres(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_upres"))
-        .args(["upscale", "--model", "esrgan-slim"])
         .args(args)
         .output()
         .unwrap()
+}
+
+/// `upres upscale` with the fast model.
+fn upres(args: &[&str]) -> std::process::Output {
+    run_upres(&[&["upscale", "--model", "esrgan-slim"], args].concat())
 }
 
 #[test]
@@ -82,15 +87,12 @@ fn folder_and_glob_with_a_bad_file_reports_it_and_goes_on() {
 
 #[test]
 fn missing_runtime_gives_one_clear_message() {
-    let run = Command::new(env!("CARGO_BIN_EXE_upres"))
-        .args([
-            "upscale",
-            golden_png().to_str().unwrap(),
-            "--ort-library",
-            "/nonexistent/libonnxruntime.so",
-        ])
-        .output()
-        .unwrap();
+    let run = run_upres(&[
+        "upscale",
+        golden_png().to_str().unwrap(),
+        "--ort-library",
+        "/nonexistent/libonnxruntime.so",
+    ]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2));
     assert!(
@@ -105,11 +107,7 @@ fn missing_runtime_gives_one_clear_message() {
 #[test]
 fn models_lists_installed_and_installable_models() {
     let list = |args: &[&str]| {
-        let run = Command::new(env!("CARGO_BIN_EXE_upres"))
-            .arg("models")
-            .args(args)
-            .output()
-            .unwrap();
+        let run = run_upres(&[&["models"], args].concat());
         assert!(
             run.status.success(),
             "{}",
@@ -134,15 +132,12 @@ fn models_lists_installed_and_installable_models() {
     );
     assert!(none.contains("scripts/setup.sh"), "{none}");
 
-    let run = Command::new(env!("CARGO_BIN_EXE_upres"))
-        .args([
-            "upscale",
-            golden_png().to_str().unwrap(),
-            "--model",
-            "no-such-model",
-        ])
-        .output()
-        .unwrap();
+    let run = run_upres(&[
+        "upscale",
+        golden_png().to_str().unwrap(),
+        "--model",
+        "no-such-model",
+    ]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(
