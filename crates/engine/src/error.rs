@@ -20,8 +20,12 @@ pub enum EngineError {
         "model '{0}' is not installed (installed: {1}); install it with `scripts/setup.sh {0}`, or see `upres models`"
     )]
     ModelNotInstalled(String, String),
-    #[error("model '{model}' cannot upscale by {scale}x (supported: 2, 4)")]
-    UnsupportedScale { model: String, scale: u32 },
+    #[error("model '{model}' cannot upscale by {scale}x (supported: {supported})")]
+    UnsupportedScale {
+        model: String,
+        scale: u32,
+        supported: String,
+    },
     #[error("input is {size} bytes, more than the limit of {limit} bytes")]
     InputTooLarge { size: usize, limit: usize },
     #[error("input image is {width}x{height} pixels, more than the limit of {limit} pixels")]

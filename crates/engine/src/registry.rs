@@ -32,15 +32,27 @@ impl ModelInfo {
     /// How to produce `scale`: the native scale to run and the box-downscale factor after it.
     /// x2 from an x4-only model is x4 followed by a 2x area downscale.
     pub fn plan(&self, scale: u32) -> Result<(u32, u32)> {
-        if self.native_scales.contains(&scale) {
-            Ok((scale, 1))
-        } else if scale == 2 && self.native_scales.contains(&4) {
-            Ok((4, 2))
-        } else {
-            Err(EngineError::UnsupportedScale {
+        self.plan_of(scale).ok_or_else(|| {
+            let supported: Vec<String> = [2, 4]
+                .into_iter()
+                .filter(|&s| self.plan_of(s).is_some())
+                .map(|s| s.to_string())
+                .collect();
+            EngineError::UnsupportedScale {
                 model: self.id.clone(),
                 scale,
-            })
+                supported: supported.join(", "),
+            }
+        })
+    }
+
+    fn plan_of(&self, scale: u32) -> Option<(u32, u32)> {
+        if self.native_scales.contains(&scale) {
+            Some((scale, 1))
+        } else if scale == 2 && self.native_scales.contains(&4) {
+            Some((4, 2))
+        } else {
+            None
         }
     }
 }
@@ -194,8 +206,16 @@ mod tests {
         assert_eq!(info.plan(2).unwrap(), (4, 2));
         assert!(matches!(
             info.plan(3),
-            Err(EngineError::UnsupportedScale { .. })
+            Err(EngineError::UnsupportedScale { supported, .. }) if supported == "2, 4"
         ));
+        let x2_only = ModelInfo {
+            native_scales: vec![2],
+            ..info.clone()
+        };
+        assert_eq!(
+            x2_only.plan(4).unwrap_err().to_string(),
+            "model 'm' cannot upscale by 4x (supported: 2)"
+        );
         let both = ModelInfo {
             native_scales: vec![2, 4],
             ..info

@@ -126,6 +126,19 @@ async fn engine_errors_are_400_on_v1_and_failed_on_v2() {
             "{message}"
         );
     }
+    let (status, error) = json(
+        post(
+            &server.v2(),
+            &json!({"image": data_uri(&png(4, 4, false)), "model": "waifu2x-photo", "desired_increase": 4}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        error["error"],
+        "invalid 'model': model 'waifu2x-photo' cannot upscale by 4x (supported: 2)"
+    );
 }
 
 #[tokio::test]
