@@ -25,6 +25,10 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
     let mut rows = vec![header.map(String::from)];
     let mut entries: Vec<_> = catalog().iter().filter(|e| e.is_sr()).collect();
     entries.sort_by_key(|e| !installed.contains_key(&e.id));
+    let missing = entries
+        .iter()
+        .filter(|e| !installed.contains_key(&e.id))
+        .count();
     for entry in entries {
         let scales = match entry.scales.as_slice() {
             [4] => "x4 (x2: x4, 2x2 area)".to_string(),
@@ -67,10 +71,6 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
             .collect();
         println!("{}", cells.join("  ").trim_end());
     }
-    let missing = catalog()
-        .iter()
-        .filter(|e| e.is_sr() && !installed.contains_key(&e.id))
-        .count();
     if missing > 0 {
         println!(
             "\n{missing} not installed in {}: `scripts/setup.sh <model>` installs one (from a checkout).",

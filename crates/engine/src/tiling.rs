@@ -56,7 +56,7 @@ pub enum Border {
 pub struct ModelTiling {
     pub border: Border,
     /// Extra pixels on every side of a tile whose output is cut off: the reach of the model's
-    /// zero padding into its output (measured by `benches/benches/tile_context.rs`).
+    /// zero padding into its output (measured by `measure_tile_context` in tests/tiling.rs).
     pub context: usize,
     /// Pixels on every side that the network's unpadded convolutions consume (its output is
     /// `scale * (input - 2 * shrink)`).
