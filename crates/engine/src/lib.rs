@@ -9,6 +9,7 @@ pub mod error;
 pub mod moderation;
 pub mod output;
 pub mod registry;
+pub mod resample;
 pub mod runtime;
 pub mod tiling;
 
@@ -18,6 +19,7 @@ pub use codec::{decode, encode, Image, Limits, OutputFormat};
 pub use config::EngineArgs;
 pub use error::{EngineError, Result};
 pub use registry::{ModelInfo, SharedSession};
+pub use resample::Resample;
 pub use runtime::Device;
 pub use tiling::{ModelTiling, TileConfig};
 
@@ -174,6 +176,25 @@ impl Engine {
         }
         Ok(Image {
             pixels: out.into_image(),
+            icc_profile: image.icc_profile.clone(),
+        })
+    }
+
+    /// Resizes instead of running the model (the fast engines), with the same checks and
+    /// errors as [`Engine::upscale`]: the model must exist and support the scale.
+    pub fn resize(
+        &self,
+        image: &Image,
+        request: &UpscaleRequest,
+        resample: Resample,
+    ) -> Result<Image> {
+        self.plan(image.width(), image.height(), request)?;
+        let size = (
+            image.width() * request.scale,
+            image.height() * request.scale,
+        );
+        Ok(Image {
+            pixels: resample::resize(&image.pixels, size, request.preserve_alpha, resample),
             icc_profile: image.icc_profile.clone(),
         })
     }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use upres_engine::EngineArgs;
 
+use crate::emulation::EmulationArgs;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on. The default only accepts local connections; use 0.0.0.0 to expose.
@@ -78,6 +80,8 @@ pub struct ServeArgs {
     pub shutdown_timeout: Duration,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub emulation: EmulationArgs,
 }
 
 /// Parses a number of seconds (fractions allowed) into a duration.

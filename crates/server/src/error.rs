@@ -14,6 +14,24 @@ pub enum ServerError {
     MissingKey,
     #[error("Unauthorized. API key is invalid or may have expired")]
     InvalidKey,
+    #[error("Insufficient permissions")]
+    Forbidden,
+    #[error("Rate Limited")]
+    RateLimited { retry_after: u64 },
+    #[error("Insufficient Credits")]
+    InsufficientCredits { remaining: f64 },
+    /// A fault rule's error answer (load-testing mode).
+    #[error("{message}")]
+    Injected { status: u16, message: String },
+    /// A fault rule's FAILED job (load-testing mode).
+    #[error("{0}")]
+    InjectedFailure(String),
+    #[error("Missing or invalid x-admin-key")]
+    AdminKey,
+    #[error("{0}")]
+    Admin(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("Model '{0}' not found. This server serves bria-increase-resolution")]
     UnknownSlug(String),
     #[error("Request {0} not found")]
@@ -68,8 +86,17 @@ impl ServerError {
     pub fn status(&self) -> StatusCode {
         use EngineError as E;
         match self {
-            ServerError::MissingKey | ServerError::InvalidKey => StatusCode::UNAUTHORIZED,
-            ServerError::UnknownSlug(_)
+            ServerError::MissingKey | ServerError::InvalidKey | ServerError::AdminKey => {
+                StatusCode::UNAUTHORIZED
+            }
+            ServerError::Forbidden => StatusCode::FORBIDDEN,
+            ServerError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ServerError::InsufficientCredits { .. } => StatusCode::NOT_ACCEPTABLE,
+            ServerError::Injected { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+            ServerError::NotFound(_)
+            | ServerError::UnknownSlug(_)
             | ServerError::RequestNotFound(_)
             | ServerError::NoRoute(_) => StatusCode::NOT_FOUND,
             ServerError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -81,6 +108,7 @@ impl ServerError {
             | ServerError::NotAnObject
             | ServerError::MissingField(_)
             | ServerError::InvalidField { .. }
+            | ServerError::Admin(_)
             | ServerError::Fetch(_)
             | ServerError::RefusedUrl { .. } => StatusCode::BAD_REQUEST,
             ServerError::Engine(
@@ -98,6 +126,7 @@ impl ServerError {
             ServerError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
             ServerError::ShuttingDown | ServerError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServerError::Engine(_)
+            | ServerError::InjectedFailure(_)
             | ServerError::Panic(_)
             | ServerError::Config(_)
             | ServerError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -108,7 +137,7 @@ impl ServerError {
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if status.is_server_error() && !matches!(self, ServerError::Injected { .. }) {
             tracing::error!(error = %self, "request failed");
         }
         let mut response = (
@@ -116,10 +145,23 @@ impl IntoResponse for ServerError {
             Json(serde_json::json!({ "error": self.to_string() })),
         )
             .into_response();
-        if let ServerError::QueueFull { retry_after, .. } = self {
+        let retry_after = match self {
+            ServerError::QueueFull { retry_after, .. }
+            | ServerError::RateLimited { retry_after } => Some(retry_after),
+            // An injected 429 has no real limit behind it: a retry a second later is fair.
+            ServerError::Injected { status: 429, .. } => Some(1),
+            _ => None,
+        };
+        if let ServerError::InsufficientCredits { remaining } = self {
+            response.headers_mut().insert(
+                "x-remaining-credits",
+                HeaderValue::from_str(&format!("{remaining:.4}")).expect("a number"),
+            );
+        }
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -77,10 +77,13 @@ impl Metrics {
 pub struct JobView {
     pub state: JobState,
     pub metrics: Metrics,
+    /// The fault rule that made the job fail (load-testing mode).
+    pub fault: Option<String>,
 }
 
 struct Job {
     state: JobState,
+    fault: Option<String>,
     submitted: Instant,
     started: Option<Instant>,
     finished: Option<Instant>,
@@ -141,6 +144,7 @@ impl JobStore {
             id,
             Job {
                 state: JobState::Queued,
+                fault: None,
                 submitted: now,
                 started: None,
                 finished: None,
@@ -160,6 +164,7 @@ impl JobStore {
         (Instant::now() < job.submitted + self.ttl).then(|| JobView {
             state: job.state.clone(),
             metrics: Metrics::between(job.submitted, job.started, job.finished),
+            fault: job.fault.clone(),
         })
     }
 
@@ -176,8 +181,18 @@ impl JobStore {
     }
 
     pub fn fail(&self, id: &Uuid, error: String) {
+        self.end_failed(id, error, None);
+    }
+
+    /// Fails the job on behalf of a fault rule, which its answers then name.
+    pub fn fail_injected(&self, id: &Uuid, error: String, rule: String) {
+        self.end_failed(id, error, Some(rule));
+    }
+
+    fn end_failed(&self, id: &Uuid, error: String, fault: Option<String>) {
         if let Some(mut job) = self.jobs.get_mut(id) {
             job.state = JobState::Failed(error);
+            job.fault = fault;
             job.finished = Some(Instant::now());
         }
     }

@@ -5,9 +5,12 @@
 //! `upres serve` calls [`serve`]. Tests build an [`AppState`] around any [`Upscaler`] and
 //! [`run`] it on a listener of their own.
 
+mod admin;
 mod args;
+pub mod emulation;
 mod error;
 mod fetch;
+mod gate;
 mod jobs;
 mod params;
 mod queue;
@@ -28,7 +31,7 @@ pub use error::ServerError;
 pub use params::JobSpec;
 pub use routes::{app, MODEL_SLUG};
 pub use state::{AppState, Readiness};
-pub use upscaler::Upscaler;
+pub use upscaler::{EngineKind, Upscaler};
 
 /// `upres serve`: loads the engine, listens, and serves until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
@@ -38,7 +41,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
             "default model: {err}. Pick one with --model / UPRES_MODEL"
         )));
     }
-    let state = AppState::new(&args, Arc::new(engine))?;
+    let upscaler = args.emulation.engine.upscaler(Arc::new(engine));
+    let state = AppState::new(&args, upscaler)?;
     let listener = TcpListener::bind((args.host, args.port))
         .await
         .map_err(|e| {
@@ -57,13 +61,13 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let shared = state.0.clone();
     let _ = shared.local_url.set(format!("http://{addr}"));
-    if shared.keys.is_empty() {
+    if shared.accounts.is_empty() {
         tracing::warn!(
             "no API key configured: the server is OPEN to anyone who can reach http://{addr}"
         );
     } else {
         tracing::info!(
-            keys = shared.keys.len(),
+            keys = shared.accounts.len(),
             "x-api-key required on /v1 and /v2"
         );
     }
@@ -73,6 +77,12 @@ pub async fn run(
         shared.queue.workers(),
         shared.queue.depth(),
     );
+    if let Some(engine) = shared.stand_in {
+        tracing::warn!(
+            engine,
+            "load-testing engine: outputs are resized, not upscaled by a model"
+        );
+    }
     let warm = state.clone();
     tokio::task::spawn_blocking(move || {
         let model = &warm.0.default_model;

@@ -1,8 +1,11 @@
 //! One bounded FIFO queue, shared by v1 and v2, feeding a fixed number of workers.
 //!
 //! A request takes a queue slot when admitted (429 when none is left) and keeps it while its
-//! image downloads and while it waits; the slot frees when a worker starts it. Each job runs on
-//! a blocking thread under `catch_unwind`, so a panic fails that job only.
+//! image downloads and while it waits; the slot frees when the job starts. A job starts
+//! (PROCESSING) when one of `capacity` places is free, then runs on one of `workers` engine
+//! workers: a blocking thread, under `catch_unwind` so a panic fails that job only. Without
+//! emulation capacity equals workers. With an emulated latency the job then waits out the rest
+//! of its target time, keeping its place but not its engine worker.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::emulation::Hold;
 use crate::error::ServerError;
 use crate::jobs::{JobStore, Metrics};
 use crate::params::JobSpec;
@@ -34,6 +38,17 @@ pub struct Finished {
 
 type SyncReply = oneshot::Sender<Result<Finished, ServerError>>;
 
+/// What the load-testing mode adds to a job.
+#[derive(Debug, Default)]
+pub struct Emulated {
+    /// Target PROCESSING time: after the real work the job waits out the rest.
+    pub latency: Option<Duration>,
+    /// (rule, message): the job ends FAILED with this message instead of running.
+    pub failure: Option<(String, String)>,
+    /// v2: credits charged when the job completes, released otherwise.
+    pub hold: Option<Hold>,
+}
+
 enum Target {
     /// v1: the waiting request. When it has gone (client disconnected, deadline passed) the
     /// job is skipped.
@@ -47,6 +62,7 @@ struct Task {
     input: Bytes,
     spec: JobSpec,
     target: Target,
+    emulated: Emulated,
 }
 
 impl Task {
@@ -64,7 +80,8 @@ pub struct Queue {
     tx: mpsc::UnboundedSender<Task>,
     slots: Arc<Semaphore>,
     depth: usize,
-    workers: Arc<Semaphore>,
+    places: Arc<Semaphore>,
+    capacity: u32,
     worker_count: u32,
     stop: CancellationToken,
     closed: AtomicBool,
@@ -77,6 +94,7 @@ impl Queue {
     /// Starts the dispatcher.
     pub fn start(
         workers: u32,
+        capacity: u32,
         depth: u32,
         upscaler: Arc<dyn Upscaler>,
         jobs: Arc<JobStore>,
@@ -86,7 +104,8 @@ impl Queue {
             tx,
             slots: Arc::new(Semaphore::new(depth as usize)),
             depth: depth as usize,
-            workers: Arc::new(Semaphore::new(workers as usize)),
+            places: Arc::new(Semaphore::new(capacity as usize)),
+            capacity,
             worker_count: workers,
             stop: CancellationToken::new(),
             closed: AtomicBool::new(false),
@@ -96,7 +115,8 @@ impl Queue {
         tokio::spawn(
             Dispatcher {
                 rx,
-                workers: queue.workers.clone(),
+                places: queue.places.clone(),
+                workers: Arc::new(Semaphore::new(workers as usize)),
                 stop: queue.stop.clone(),
                 upscaler,
                 jobs: queue.jobs.clone(),
@@ -132,6 +152,7 @@ impl Queue {
         slot: Slot,
         input: Bytes,
         spec: JobSpec,
+        emulated: Emulated,
     ) -> Result<Finished, ServerError> {
         let (reply, result) = oneshot::channel();
         self.push(Task {
@@ -139,17 +160,19 @@ impl Queue {
             input,
             spec,
             target: Target::Sync(reply),
+            emulated,
         });
         result.await.unwrap_or(Err(ServerError::ShuttingDown))
     }
 
     /// Queues a v2 job; its outcome goes to the job store.
-    pub fn submit(&self, slot: Slot, id: Uuid, input: Bytes, spec: JobSpec) {
+    pub fn submit(&self, slot: Slot, id: Uuid, input: Bytes, spec: JobSpec, emulated: Emulated) {
         self.push(Task {
             slot,
             input,
             spec,
             target: Target::Job(id),
+            emulated,
         });
     }
 
@@ -172,10 +195,15 @@ impl Queue {
         self.worker_count
     }
 
+    /// Jobs that may be PROCESSING at once.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
     /// Seconds until a slot is likely free: the queue's worth of average job time.
     fn retry_after(&self) -> u64 {
         let per_job = self.average_run_ms.load(Ordering::Relaxed) as f64 / 1000.0;
-        let estimate = per_job * self.depth as f64 / f64::from(self.worker_count);
+        let estimate = per_job * self.depth as f64 / f64::from(self.capacity);
         (estimate.ceil() as u64).clamp(1, 600)
     }
 
@@ -184,7 +212,7 @@ impl Queue {
     pub async fn close(&self, deadline: Instant) -> bool {
         self.closed.store(true, Ordering::SeqCst);
         self.stop.cancel();
-        tokio::time::timeout_at(deadline, self.workers.acquire_many(self.worker_count))
+        tokio::time::timeout_at(deadline, self.places.acquire_many(self.capacity))
             .await
             .is_ok()
     }
@@ -192,6 +220,7 @@ impl Queue {
 
 struct Dispatcher {
     rx: mpsc::UnboundedReceiver<Task>,
+    places: Arc<Semaphore>,
     workers: Arc<Semaphore>,
     stop: CancellationToken,
     upscaler: Arc<dyn Upscaler>,
@@ -202,11 +231,11 @@ struct Dispatcher {
 impl Dispatcher {
     async fn run(mut self) {
         loop {
-            // A worker first, then the oldest task: a task leaves the queue only to start.
-            let worker = tokio::select! {
+            // A place first, then the oldest task: a task leaves the queue only to start.
+            let place = tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => break,
-                worker = self.workers.clone().acquire_owned() => worker.expect("the worker semaphore is never closed"),
+                place = self.places.clone().acquire_owned() => place.expect("the place semaphore is never closed"),
             };
             let task = tokio::select! {
                 biased;
@@ -216,7 +245,7 @@ impl Dispatcher {
                     None => break,
                 },
             };
-            self.start(task, worker);
+            self.start(task, place);
         }
         self.rx.close();
         while let Ok(task) = self.rx.try_recv() {
@@ -224,12 +253,13 @@ impl Dispatcher {
         }
     }
 
-    fn start(&self, task: Task, worker: OwnedSemaphorePermit) {
+    fn start(&self, task: Task, place: OwnedSemaphorePermit) {
         let Task {
             slot,
             input,
             spec,
-            target,
+            mut target,
+            emulated,
         } = task;
         let submitted = slot.submitted;
         drop(slot);
@@ -242,17 +272,36 @@ impl Dispatcher {
             return;
         }
         let upscaler = self.upscaler.clone();
+        let workers = self.workers.clone();
         let jobs = self.jobs.clone();
+        let stop = self.stop.clone();
         let average_run_ms = self.average_run_ms.clone();
         tokio::spawn(async move {
             // Held until the outcome is stored: shutdown waits for it.
-            let _worker = worker;
-            let outcome = tokio::task::spawn_blocking(move || {
-                std::panic::catch_unwind(AssertUnwindSafe(|| upscaler.run(&input, &spec)))
-                    .unwrap_or_else(|panic| Err(ServerError::Panic(panic_message(&*panic))))
-            })
-            .await
-            .unwrap_or_else(|err| Err(ServerError::Panic(err.to_string())));
+            let _place = place;
+            let Emulated {
+                latency,
+                failure,
+                hold,
+            } = emulated;
+            let outcome = match &failure {
+                Some((_, message)) => Err(ServerError::InjectedFailure(message.clone())),
+                None => run_on_worker(&workers, upscaler, input, spec).await,
+            };
+            if let Some(latency) = latency {
+                // The rest of the target time; cut short by shutdown or a v1 caller gone.
+                let caller_gone = async {
+                    match &mut target {
+                        Target::Sync(reply) => reply.closed().await,
+                        Target::Job(_) => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    () = tokio::time::sleep_until(started + latency) => {}
+                    () = stop.cancelled() => {}
+                    () = caller_gone => {}
+                }
+            }
             let finished = Instant::now();
             record(&average_run_ms, finished - started);
             match (target, outcome) {
@@ -260,18 +309,41 @@ impl Dispatcher {
                     let metrics = Metrics::between(submitted, Some(started), Some(finished));
                     let _ = reply.send(outcome.map(|png| Finished { png, metrics }));
                 }
-                (Target::Job(id), Ok(png)) => {
-                    if let Err(err) = jobs.complete(&id, png).await {
-                        jobs.fail(&id, format!("could not store the output: {err}"));
+                (Target::Job(id), Ok(png)) => match jobs.complete(&id, png).await {
+                    Ok(()) => {
+                        hold.map(Hold::charge);
                     }
-                }
+                    Err(err) => jobs.fail(&id, format!("could not store the output: {err}")),
+                },
                 (Target::Job(id), Err(err)) => {
                     tracing::info!(%id, error = %err, "job failed");
-                    jobs.fail(&id, err.to_string());
+                    match failure {
+                        Some((rule, _)) => jobs.fail_injected(&id, err.to_string(), rule),
+                        None => jobs.fail(&id, err.to_string()),
+                    }
                 }
             }
         });
     }
+}
+
+/// Runs the job on an engine worker (a blocking thread), catching panics.
+async fn run_on_worker(
+    workers: &Arc<Semaphore>,
+    upscaler: Arc<dyn Upscaler>,
+    input: Bytes,
+    spec: JobSpec,
+) -> Result<Vec<u8>, ServerError> {
+    let _worker = workers
+        .acquire()
+        .await
+        .expect("the worker semaphore is never closed");
+    tokio::task::spawn_blocking(move || {
+        std::panic::catch_unwind(AssertUnwindSafe(|| upscaler.run(&input, &spec)))
+            .unwrap_or_else(|panic| Err(ServerError::Panic(panic_message(&*panic))))
+    })
+    .await
+    .unwrap_or_else(|err| Err(ServerError::Panic(err.to_string())))
 }
 
 fn record(average_run_ms: &AtomicU64, took: Duration) {

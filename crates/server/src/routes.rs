@@ -1,7 +1,9 @@
 //! The HTTP API: routes, extractors, authentication and response shapes.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{
+    DefaultBodyLimit, Extension, FromRequest, FromRequestParts, Path, Request, State,
+};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
@@ -10,22 +12,25 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use crate::emulation::{Account, Balance, Route};
 use crate::error::ServerError;
 use crate::fetch::ImageSource;
+use crate::gate::{Caller, Pass, Refusal};
 use crate::jobs::{JobState, JobView, Metrics, Output};
 use crate::params::Submission;
+use crate::queue::Emulated;
 use crate::state::{AppState, Readiness};
 
 /// The one model slug this server answers to.
 pub const MODEL_SLUG: &str = "bria-increase-resolution";
 
-/// The local server has no credits; clients that read the header see a constant.
-const REMAINING_CREDITS: &str = "1000000.0000";
+/// Without credits configured for a key, clients that read the balance see a constant.
+const UNLIMITED_CREDITS: f64 = 1_000_000.0;
 
-/// The router: model routes and polls behind the API key; output files and /health open.
+/// The router: model routes and polls behind the API key; output files and /health open; the
+/// admin API when an admin key is set.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/{slug}", post(run_sync))
@@ -34,45 +39,71 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/requests/{id}/status", get(status))
         .route("/v2/requests/{id}", get(result))
         .route("/v1/requests/{id}", get(result))
+        .route("/v1/get-user-credits", get(user_credits))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
-    Router::new()
+    let mut router = Router::new()
         .route("/outputs/{file}", get(output))
         .route("/health", get(health))
-        .merge(api)
+        .merge(api);
+    if state.0.admin_key.is_some() {
+        router = router.merge(crate::admin::routes(state.clone()));
+    }
+    router = router
         .method_not_allowed_fallback(wrong_method)
         .fallback(no_route)
-        .layer(DefaultBodyLimit::max(state.0.body_limit))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(state.0.body_limit));
+    if let Some(engine) = state.0.stand_in {
+        // Every answer names the fast engine, so its output never passes for a model's.
+        router = router.layer(middleware::map_response(
+            move |mut response: Response| async move {
+                response
+                    .headers_mut()
+                    .insert("x-upres-engine", HeaderValue::from_static(engine));
+                response
+            },
+        ));
+    }
+    router.with_state(state)
 }
 
-async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let keys = &state.0.keys;
-    if keys.is_empty() {
-        return next.run(request).await;
-    }
-    let headers = request.headers();
-    let presented = headers
+/// The key a request presents: `x-api-key`, or `Authorization: Bearer`.
+fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
         .get("x-api-key")
         .map(HeaderValue::as_bytes)
         .or_else(|| {
             headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-        });
-    match presented {
-        None => ServerError::MissingKey.into_response(),
-        Some(key) if key_matches(keys, key) => next.run(request).await,
-        Some(_) => ServerError::InvalidKey.into_response(),
+        })
+}
+
+/// 401 unless the key is accepted (or the server is open); hands the handlers its account.
+async fn require_key(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let accounts = &state.0.accounts;
+    let caller = if accounts.is_empty() {
+        Account::anonymous()
+    } else {
+        match presented_key(request.headers()).map(|key| accounts.find(key)) {
+            None => return ServerError::MissingKey.into_response(),
+            Some(None) => return ServerError::InvalidKey.into_response(),
+            Some(Some(account)) => account,
+        }
+    };
+    request.extensions_mut().insert(Caller(caller));
+    next.run(request).await
+}
+
+/// An answer with the headers the emulation put on it.
+fn answer(headers: HeaderMap, result: Result<impl IntoResponse, ServerError>) -> Response {
+    match result {
+        Ok(response) => (headers, response).into_response(),
+        Err(err) => (headers, err).into_response(),
     }
 }
 
-/// Compares against every key without stopping at a match, each comparison in constant time.
-fn key_matches(keys: &[String], presented: &[u8]) -> bool {
-    keys.iter()
-        .fold(subtle::Choice::from(0), |found, key| {
-            found | key.as_bytes().ct_eq(presented)
-        })
-        .into()
+fn refused((headers, err): Refusal) -> Response {
+    (headers, err).into_response()
 }
 
 /// The `{slug}` of a model route; any slug but ours is 404 (before the body is read).
@@ -126,31 +157,51 @@ impl FromRequest<AppState> for JsonBody {
 /// v1: runs the job and answers with the PNG (or `{"image": base64}` with `"base64": true`).
 async fn run_sync(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     _: ModelSlug,
-    JsonBody(submission): JsonBody,
+    request: Request,
 ) -> Response {
+    let pass = match Pass::check(&state, Route::V1, caller, request.headers()).await {
+        Ok(pass) => pass,
+        Err(refusal) => return refused(refusal),
+    };
+    let submission = match JsonBody::from_request(request, &state).await {
+        Ok(JsonBody(submission)) => submission,
+        Err(err) => return answer(pass.headers, Err::<(), _>(err)),
+    };
     let request_id = Uuid::new_v4().to_string();
     let id_header = [(HeaderName::from_static("x-request-id"), request_id)];
-    match sync_job(&state, submission).await {
-        Ok(response) => (id_header, response).into_response(),
-        Err(err) => (id_header, err).into_response(),
-    }
+    let outcome = sync_job(&state, &pass, submission).await;
+    (id_header, answer(pass.headers, outcome)).into_response()
 }
 
-async fn sync_job(state: &AppState, submission: Submission) -> Result<Response, ServerError> {
+async fn sync_job(
+    state: &AppState,
+    pass: &Pass,
+    submission: Submission,
+) -> Result<Response, ServerError> {
     let shared = &state.0;
     shared.upscaler.validate(&submission.spec)?;
     let source = ImageSource::parse(&submission.image)?;
+    let hold = pass.reserve(state)?;
     let slot = shared.queue.admit()?;
+    let emulated = Emulated {
+        latency: pass.latency,
+        ..Emulated::default()
+    };
     let work = async {
         let input = shared.fetcher.load(source).await?;
-        shared.queue.run(slot, input, submission.spec).await
+        shared
+            .queue
+            .run(slot, input, submission.spec, emulated)
+            .await
     };
-    // Past the deadline the future is dropped, and with it the queued job.
+    // Past the deadline the future is dropped, and with it the queued job and the hold.
     let finished = tokio::time::timeout(shared.sync_deadline, work)
         .await
         .map_err(|_| ServerError::DeadlineExceeded(shared.sync_deadline))??;
-    let headers = timing_headers(&finished.metrics);
+    let charged = hold.map(|hold| (hold.amount(), hold.charge()));
+    let headers = timing_headers(&finished.metrics, charged);
     Ok(if submission.base64 {
         let image = base64::engine::general_purpose::STANDARD.encode(&finished.png);
         (headers, Json(json!({ "image": image }))).into_response()
@@ -159,12 +210,21 @@ async fn sync_job(state: &AppState, submission: Submission) -> Result<Response, 
     })
 }
 
-fn timing_headers(metrics: &Metrics) -> [(&'static str, String); 7] {
+/// Accounting and timing headers of a v1 answer; `charged` is (cost, balance after) for a key
+/// with a balance.
+fn timing_headers(
+    metrics: &Metrics,
+    charged: Option<(f64, Balance)>,
+) -> [(&'static str, String); 7] {
     let secs = |t: Option<f64>| format!("{:.3}", t.unwrap_or_default());
     let ms = |t: Option<f64>| t.unwrap_or_default() * 1000.0;
+    let (cost, remaining) = match charged {
+        Some((cost, balance)) => (format!("{cost:.4}"), balance.total()),
+        None => ("0".to_string(), UNLIMITED_CREDITS),
+    };
     [
-        ("x-remaining-credits", REMAINING_CREDITS.to_string()),
-        ("x-cost", "0".to_string()),
+        ("x-remaining-credits", format!("{remaining:.4}")),
+        ("x-cost", cost),
         ("x-generation-time", secs(metrics.inference_time)),
         ("x-queue-time", secs(metrics.queue_time)),
         ("x-inference-time", secs(metrics.inference_time)),
@@ -184,26 +244,52 @@ fn timing_headers(metrics: &Metrics) -> [(&'static str, String); 7] {
 /// v2: admits the job, answers at once; the image downloads and the job runs in the background.
 async fn submit(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(Caller(caller)): Extension<Caller>,
     _: ModelSlug,
-    JsonBody(submission): JsonBody,
+    request: Request,
+) -> Response {
+    let pass = match Pass::check(&state, Route::Submit, caller, request.headers()).await {
+        Ok(pass) => pass,
+        Err(refusal) => return refused(refusal),
+    };
+    let headers = request.headers().clone();
+    let outcome = match JsonBody::from_request(request, &state).await {
+        Ok(JsonBody(submission)) => submit_job(&state, &pass, &headers, submission),
+        Err(err) => Err(err),
+    };
+    answer(pass.headers, outcome)
+}
+
+fn submit_job(
+    state: &AppState,
+    pass: &Pass,
+    headers: &HeaderMap,
+    submission: Submission,
 ) -> Result<Json<Value>, ServerError> {
     state.0.upscaler.validate(&submission.spec)?;
     let source = ImageSource::parse(&submission.image)?;
+    let hold = pass.reserve(state)?;
     let slot = state.0.queue.admit()?;
     let id = state.0.jobs.insert();
+    let emulated = Emulated {
+        latency: pass.latency,
+        failure: pass.failure.clone(),
+        hold,
+    };
     let background = state.clone();
     tokio::spawn(async move {
         let shared = &background.0;
         match shared.fetcher.load(source).await {
-            Ok(input) => shared.queue.submit(slot, id, input, submission.spec),
+            Ok(input) => shared
+                .queue
+                .submit(slot, id, input, submission.spec, emulated),
             Err(err) => {
                 tracing::info!(%id, error = %err, "job failed before it was queued");
                 shared.jobs.fail(&id, err.to_string());
             }
         }
     });
-    let urls = Urls::new(&state, &headers, id);
+    let urls = Urls::new(state, headers, id);
     Ok(Json(json!({
         "request_id": id,
         "status": "QUEUED",
@@ -216,21 +302,43 @@ async fn submit(
 /// GET /v2/requests/{id}/status.
 async fn status(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Response, ServerError> {
-    let (id, view) = find(&state, &id)?;
-    Ok(job_response(&view, &Urls::new(&state, &headers, id), false))
+) -> Response {
+    poll(&state, Route::Status, caller, &headers, &id).await
 }
 
 /// GET /v2/requests/{id} and /v1/requests/{id} (the poll_url).
 async fn result(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Response, ServerError> {
-    let (id, view) = find(&state, &id)?;
-    Ok(job_response(&view, &Urls::new(&state, &headers, id), true))
+) -> Response {
+    poll(&state, Route::Result, caller, &headers, &id).await
+}
+
+/// A status (`Route::Status`) or result poll. A fault on a poll changes only this answer.
+async fn poll(
+    state: &AppState,
+    route: Route,
+    caller: std::sync::Arc<Account>,
+    headers: &HeaderMap,
+    id: &str,
+) -> Response {
+    let pass = match Pass::check(state, route, caller, headers).await {
+        Ok(pass) => pass,
+        Err(refusal) => return refused(refusal),
+    };
+    let found = find(state, id).map(|(id, view)| {
+        job_response(
+            &view,
+            &Urls::new(state, headers, id),
+            route == Route::Result,
+        )
+    });
+    answer(pass.headers, found)
 }
 
 fn find(state: &AppState, id: &str) -> Result<(Uuid, JobView), ServerError> {
@@ -242,6 +350,11 @@ fn find(state: &AppState, id: &str) -> Result<(Uuid, JobView), ServerError> {
 
 /// A job's status body; with `full`, a completed job carries its `output` URL. FAILED is 422.
 fn job_response(view: &JobView, urls: &Urls, full: bool) -> Response {
+    let label = view
+        .fault
+        .as_deref()
+        .and_then(|rule| HeaderValue::from_str(rule).ok())
+        .map(|rule| [(HeaderName::from_static("x-upres-fault"), rule)]);
     let mut body = json!({
         "status": view.state.name(),
         "request_id": urls.id,
@@ -250,7 +363,7 @@ fn job_response(view: &JobView, urls: &Urls, full: bool) -> Response {
     match (&view.state, full) {
         (JobState::Failed(error), _) => {
             body["error"] = json!(error);
-            return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+            return (StatusCode::UNPROCESSABLE_ENTITY, label, Json(body)).into_response();
         }
         (JobState::Completed(_), true) => {
             body["output"] = json!(urls.output());
@@ -264,12 +377,25 @@ fn job_response(view: &JobView, urls: &Urls, full: bool) -> Response {
     Json(body).into_response()
 }
 
-/// GET /outputs/{id}.png: the PNG, with no key (the id is the secret).
+/// GET /outputs/{id}.png: the PNG, with no key (the id is the secret). Fault rules see the key
+/// when one is presented, else the caller is `anonymous`.
 async fn output(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(file): Path<String>,
-) -> Result<Response, ServerError> {
-    let not_found = || ServerError::RequestNotFound(file.clone());
+) -> Response {
+    let caller = presented_key(&headers)
+        .and_then(|key| state.0.accounts.find(key))
+        .unwrap_or_else(Account::anonymous);
+    let pass = match Pass::check(&state, Route::Output, caller, &headers).await {
+        Ok(pass) => pass,
+        Err(refusal) => return refused(refusal),
+    };
+    answer(pass.headers, output_file(&state, &file).await)
+}
+
+async fn output_file(state: &AppState, file: &str) -> Result<Response, ServerError> {
+    let not_found = || ServerError::RequestNotFound(file.to_string());
     let id = file
         .strip_suffix(".png")
         .and_then(|id| Uuid::parse_str(id).ok())
@@ -294,13 +420,19 @@ async fn output(
 async fn health(State(state): State<AppState>) -> Result<Json<Value>, ServerError> {
     let shared = &state.0;
     match state.readiness() {
-        Readiness::Ready => Ok(Json(json!({
-            "status": "ok",
-            "model": shared.default_model,
-            "workers": shared.queue.workers(),
-            "queued": shared.queue.waiting(),
-            "outputs_in_memory_bytes": shared.jobs.memory_used(),
-        }))),
+        Readiness::Ready => {
+            let mut body = json!({
+                "status": "ok",
+                "model": shared.default_model,
+                "workers": shared.queue.workers(),
+                "queued": shared.queue.waiting(),
+                "outputs_in_memory_bytes": shared.jobs.memory_used(),
+            });
+            if let Some(engine) = shared.stand_in {
+                body["engine"] = json!(engine);
+            }
+            Ok(Json(body))
+        }
         Readiness::Loading => Err(ServerError::NotReady(format!(
             "model {} is loading",
             shared.default_model
@@ -310,6 +442,18 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ServerErro
             shared.default_model
         ))),
     }
+}
+
+/// GET /v1/get-user-credits: the caller's balance, as the hosted account endpoint answers.
+async fn user_credits(Extension(Caller(caller)): Extension<Caller>) -> Json<Value> {
+    let balance = caller.wallet.as_ref().map_or(
+        Balance {
+            credits: UNLIMITED_CREDITS,
+            free_credits: 0.0,
+        },
+        |wallet| wallet.balance(),
+    );
+    Json(json!(balance))
 }
 
 async fn no_route(uri: Uri) -> ServerError {
@@ -383,15 +527,6 @@ fn is_host(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_match_exactly() {
-        let keys = ["alpha".to_string(), "beta".to_string()];
-        assert!(key_matches(&keys, b"beta"));
-        assert!(!key_matches(&keys, b"bet"));
-        assert!(!key_matches(&keys, b"betaa"));
-        assert!(!key_matches(&[], b""));
-    }
 
     #[test]
     fn hosts_are_checked_before_use_in_urls() {

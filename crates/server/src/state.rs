@@ -4,6 +4,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use crate::args::ServeArgs;
+use crate::emulation::{Accounts, Emulation};
 use crate::error::ServerError;
 use crate::fetch::Fetcher;
 use crate::jobs::JobStore;
@@ -22,7 +23,13 @@ pub enum Readiness {
 pub struct AppState(pub(crate) Arc<Shared>);
 
 pub(crate) struct Shared {
-    pub keys: Vec<String>,
+    /// Accepted keys; empty means the server is open.
+    pub accounts: Accounts,
+    pub emulation: Emulation,
+    /// The admin API's key; without it there is no admin API.
+    pub admin_key: Option<String>,
+    /// The fast engine's name, shown on every response, when jobs run on one.
+    pub stand_in: Option<&'static str>,
     pub public_url: Option<String>,
     /// `http://<bound address>`, for requests without a usable Host header.
     pub local_url: OnceLock<String>,
@@ -53,8 +60,29 @@ impl AppState {
             args.spool_dir.as_deref(),
         )
         .map_err(|e| ServerError::Config(format!("spool folder: {e}")))?;
+        let emulation = &args.emulation;
+        let seed = emulation
+            .chaos_seed
+            .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
+        tracing::info!(
+            seed,
+            "chaos seed (set --chaos-seed / UPRES_CHAOS_SEED to repeat a run)"
+        );
+        let config = |e: String| ServerError::Config(e);
         Ok(AppState(Arc::new(Shared {
-            keys: args.load_api_keys()?,
+            accounts: Accounts::load(&args.load_api_keys()?, emulation.keys_file.as_deref())
+                .map_err(config)?,
+            emulation: Emulation::new(
+                seed,
+                emulation.rules().map_err(config)?,
+                emulation.latency().map_err(config)?,
+                emulation.cost().map_err(config)?,
+                emulation.rate_limit_headers,
+                emulation.allow_fault_headers,
+            )
+            .map_err(config)?,
+            admin_key: emulation.admin_key.clone().filter(|k| !k.is_empty()),
+            stand_in: upscaler.stand_in(),
             public_url,
             local_url: OnceLock::new(),
             default_model: args.model.clone(),
@@ -65,6 +93,7 @@ impl AppState {
             fetcher: Fetcher::new(args)?,
             queue: Queue::start(
                 args.workers,
+                emulation.capacity(args.workers),
                 args.queue_depth,
                 upscaler.clone(),
                 jobs.clone(),

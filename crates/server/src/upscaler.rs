@@ -1,7 +1,10 @@
-//! What a job runs. Production runs the engine; the job machinery only sees this trait, so
-//! tests can also run it with a closure (for example one that panics).
+//! What a job runs. Production runs the engine (or one of the fast engines of the load-testing
+//! mode); the job machinery only sees this trait, so tests can also run it with a closure (for
+//! example one that panics).
 
-use upres_engine::{Engine, Image, OutputFormat, UpscaleRequest};
+use std::sync::Arc;
+
+use upres_engine::{Engine, Image, OutputFormat, Resample, UpscaleRequest};
 
 use crate::error::ServerError;
 use crate::params::JobSpec;
@@ -19,6 +22,12 @@ pub trait Upscaler: Send + Sync + 'static {
 
     /// Turns the input file into the output PNG. Blocking: runs on a worker thread.
     fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Vec<u8>, ServerError>;
+
+    /// A name to show on every response and on /health when the pixels do not come from a
+    /// model, so that a fast engine's output never passes for a model's.
+    fn stand_in(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 impl<F> Upscaler for F
@@ -47,23 +56,89 @@ impl Upscaler for Engine {
     }
 
     fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Vec<u8>, ServerError> {
-        let request = UpscaleRequest {
-            model: spec.model.clone(),
-            scale: spec.scale,
-            preserve_alpha: spec.preserve_alpha,
-        };
-        let image = self.decode(input)?;
-        self.check(image.width(), image.height(), &request)?;
-        if spec.input_moderation {
-            moderate(self, &image, "input")?;
-        }
-        let output = self.upscale(&image, &request)?;
-        drop(image);
-        if spec.output_moderation {
-            moderate(self, &output, "output")?;
-        }
-        Ok(upres_engine::encode(&output, OutputFormat::Png)?)
+        run_job(self, input, spec, |image, request| {
+            self.upscale(image, request)
+        })
     }
+}
+
+/// What `--engine` picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineKind {
+    /// The super-resolution models.
+    Model,
+    /// Lanczos3 resize: the load-testing engine with a plausible-looking output.
+    FastLanczos,
+    /// Nearest-neighbour resize: the cheapest load-testing engine.
+    FastNearest,
+}
+
+impl EngineKind {
+    /// What jobs run on: the engine itself, or a fast engine around it.
+    pub fn upscaler(self, engine: Arc<Engine>) -> Arc<dyn Upscaler> {
+        match self {
+            EngineKind::Model => engine,
+            EngineKind::FastLanczos => Arc::new(FastEngine {
+                engine,
+                resample: Resample::Lanczos,
+                name: "fast-lanczos",
+            }),
+            EngineKind::FastNearest => Arc::new(FastEngine {
+                engine,
+                resample: Resample::Nearest,
+                name: "fast-nearest",
+            }),
+        }
+    }
+}
+
+/// The engine's whole job (decode, limits, moderation, alpha, PNG) with a resize in place of the
+/// model.
+struct FastEngine {
+    engine: Arc<Engine>,
+    resample: Resample,
+    name: &'static str,
+}
+
+impl Upscaler for FastEngine {
+    fn validate(&self, spec: &JobSpec) -> Result<(), ServerError> {
+        self.engine.validate(spec)
+    }
+
+    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Vec<u8>, ServerError> {
+        run_job(&self.engine, input, spec, |image, request| {
+            self.engine.resize(image, request, self.resample)
+        })
+    }
+
+    fn stand_in(&self) -> Option<&'static str> {
+        Some(self.name)
+    }
+}
+
+/// Decode, check, moderate the input, `upscale`, moderate the output, encode.
+fn run_job(
+    engine: &Engine,
+    input: &[u8],
+    spec: &JobSpec,
+    upscale: impl FnOnce(&Image, &UpscaleRequest) -> upres_engine::Result<Image>,
+) -> Result<Vec<u8>, ServerError> {
+    let request = UpscaleRequest {
+        model: spec.model.clone(),
+        scale: spec.scale,
+        preserve_alpha: spec.preserve_alpha,
+    };
+    let image = engine.decode(input)?;
+    engine.check(image.width(), image.height(), &request)?;
+    if spec.input_moderation {
+        moderate(engine, &image, "input")?;
+    }
+    let output = upscale(&image, &request)?;
+    drop(image);
+    if spec.output_moderation {
+        moderate(engine, &output, "output")?;
+    }
+    Ok(upres_engine::encode(&output, OutputFormat::Png)?)
 }
 
 fn moderate(engine: &Engine, image: &Image, check: &'static str) -> Result<(), ServerError> {

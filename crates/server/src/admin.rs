@@ -1,0 +1,243 @@
+//! The admin API of the load-testing mode, under /admin, only when `--admin-key` is set and
+//! only for requests presenting it in `x-admin-key` (compared in constant time):
+//!
+//! | Route | Does |
+//! |---|---|
+//! | `GET /admin/emulation` | seed, engine, latency, capacity, rules, keys |
+//! | `GET /admin/faults` | the rules |
+//! | `PUT /admin/faults` | replaces the rules (a list, or `{"rules": [...]}`) |
+//! | `POST /admin/faults` | appends a rule or a list of rules |
+//! | `DELETE /admin/faults`, `DELETE /admin/faults/{name}` | removes all rules, or one |
+//! | `GET`, `PUT /admin/latency` | the latency model |
+//! | `POST /admin/keys/{name}/credits` | `{"add": n}` or `{"set": n}` on a key's balance |
+//! | `GET /admin/stats` | what the emulation did, counted |
+//! | `POST /admin/reset` | startup rules and latency, balances and rate limits, numbering of the draws from zero, counters cleared; `{"seed": n}` also sets the seed |
+
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use crate::emulation::{Latency, Rule};
+use crate::error::ServerError;
+use crate::state::AppState;
+
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/admin/emulation", get(overview))
+        .route(
+            "/admin/faults",
+            get(rules)
+                .put(replace_rules)
+                .post(append_rules)
+                .delete(clear_rules),
+        )
+        .route("/admin/faults/{name}", delete(delete_rule))
+        .route("/admin/latency", get(latency).put(set_latency))
+        .route("/admin/keys/{name}/credits", post(adjust_credits))
+        .route("/admin/stats", get(stats))
+        .route("/admin/reset", post(reset))
+        .route_layer(middleware::from_fn_with_state(state, require_admin_key))
+}
+
+async fn require_admin_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let expected = state.0.admin_key.as_deref().unwrap_or_default().as_bytes();
+    let presented = request
+        .headers()
+        .get("x-admin-key")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if expected.is_empty() || !bool::from(expected.ct_eq(presented)) {
+        return ServerError::AdminKey.into_response();
+    }
+    next.run(request).await
+}
+
+/// A JSON body, with a JSON error when it does not parse.
+struct Body<T>(T);
+
+impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<AppState> for Body<T> {
+    type Rejection = ServerError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ServerError> {
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|e| ServerError::Admin(e.body_text()))?;
+        let value = if bytes.is_empty() {
+            b"null".as_slice()
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(value)
+            .map(Body)
+            .map_err(|e| ServerError::Admin(format!("invalid body: {e}")))
+    }
+}
+
+async fn overview(State(state): State<AppState>) -> Json<Value> {
+    let shared = &state.0;
+    let emulation = &shared.emulation;
+    Json(json!({
+        "seed": emulation.seed(),
+        "engine": shared.stand_in.unwrap_or("model"),
+        "latency": emulation.latency(),
+        "capacity": shared.queue.capacity(),
+        "workers": shared.queue.workers(),
+        "queue_depth": shared.queue.depth(),
+        "cost": emulation.cost,
+        "rate_limit_headers": emulation.rate_limit_headers,
+        "fault_headers": emulation.fault_headers,
+        "rules": emulation.rules(),
+        "keys": shared.accounts.iter().map(|a| a.summary()).collect::<Vec<_>>(),
+    }))
+}
+
+async fn rules(State(state): State<AppState>) -> Json<Vec<Rule>> {
+    Json(state.0.emulation.rules())
+}
+
+/// One rule, a list, or `{"rules": [...]}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Rules {
+    Wrapped { rules: Vec<Rule> },
+    Many(Vec<Rule>),
+    One(Rule),
+}
+
+impl Rules {
+    fn into_vec(self) -> Vec<Rule> {
+        match self {
+            Rules::Wrapped { rules } | Rules::Many(rules) => rules,
+            Rules::One(rule) => vec![rule],
+        }
+    }
+}
+
+async fn replace_rules(
+    State(state): State<AppState>,
+    Body(new): Body<Rules>,
+) -> Result<Json<Vec<Rule>>, ServerError> {
+    state
+        .0
+        .emulation
+        .replace_rules(new.into_vec())
+        .map_err(ServerError::Admin)?;
+    Ok(rules(State(state)).await)
+}
+
+async fn append_rules(
+    State(state): State<AppState>,
+    Body(new): Body<Rules>,
+) -> Result<Json<Vec<Rule>>, ServerError> {
+    state
+        .0
+        .emulation
+        .append_rules(new.into_vec())
+        .map_err(ServerError::Admin)?;
+    Ok(rules(State(state)).await)
+}
+
+async fn clear_rules(State(state): State<AppState>) -> Json<Vec<Rule>> {
+    let _ = state.0.emulation.replace_rules(Vec::new());
+    rules(State(state)).await
+}
+
+async fn delete_rule(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ServerError> {
+    if state.0.emulation.delete_rule(&name) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ServerError::NotFound(format!(
+            "no fault rule named '{name}'"
+        )))
+    }
+}
+
+async fn latency(State(state): State<AppState>) -> Json<Latency> {
+    Json(state.0.emulation.latency())
+}
+
+async fn set_latency(
+    State(state): State<AppState>,
+    Body(latency): Body<Latency>,
+) -> Result<Json<Latency>, ServerError> {
+    state
+        .0
+        .emulation
+        .set_latency(latency)
+        .map_err(ServerError::Admin)?;
+    Ok(Json(state.0.emulation.latency()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum Adjustment {
+    Add(f64),
+    Set(f64),
+}
+
+async fn adjust_credits(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Body(adjustment): Body<Adjustment>,
+) -> Result<Json<Value>, ServerError> {
+    let account = state
+        .0
+        .accounts
+        .by_name(&name)
+        .ok_or_else(|| ServerError::NotFound(format!("no key named '{name}'")))?;
+    let wallet = account.wallet.as_ref().ok_or_else(|| {
+        ServerError::Admin(format!(
+            "key '{name}' has no credits configured (keys file)"
+        ))
+    })?;
+    let amount = match adjustment {
+        Adjustment::Add(amount) => amount,
+        Adjustment::Set(target) => target - wallet.balance().total(),
+    };
+    if !amount.is_finite() {
+        return Err(ServerError::Admin(
+            "the amount must be a finite number".into(),
+        ));
+    }
+    Ok(Json(json!(wallet.adjust(amount))))
+}
+
+async fn stats(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "seed": state.0.emulation.seed(),
+        "counts": state.0.emulation.stats.snapshot(),
+    }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Reset {
+    seed: Option<u64>,
+}
+
+async fn reset(State(state): State<AppState>, Body(reset): Body<Option<Reset>>) -> Json<Value> {
+    let shared = &state.0;
+    shared.emulation.reset(reset.unwrap_or_default().seed);
+    for account in shared.accounts.iter() {
+        if let Some(wallet) = &account.wallet {
+            wallet.reset();
+        }
+        if let Some(limiter) = &account.limiter {
+            limiter.reset();
+        }
+    }
+    overview(State(state)).await
+}

@@ -1,0 +1,74 @@
+//! Counters of what the emulation did, by route, kind, status, rule and key name (never the
+//! key itself). Served by the admin API's /admin/stats.
+
+use dashmap::DashMap;
+use serde::Serialize;
+
+use super::Route;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A fault rule answered with an error status.
+    InjectedStatus,
+    /// A fault rule delayed the request.
+    InjectedDelay,
+    /// A fault rule made a v2 job end FAILED.
+    InjectedFailure,
+    /// The key's rate limit answered 429.
+    RateLimited,
+    /// The key's balance was short: 406.
+    InsufficientCredits,
+    /// The key may not call the model: 403.
+    Forbidden,
+    /// A job was given an emulated processing time.
+    EmulatedLatency,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Event {
+    pub route: Route,
+    pub kind: Kind,
+    /// The HTTP status answered (absent when the request went on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The fault rule, for injected outcomes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    pub key: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Stats(DashMap<Event, u64>);
+
+#[derive(Serialize)]
+pub struct Count {
+    #[serde(flatten)]
+    pub event: Event,
+    pub count: u64,
+}
+
+impl Stats {
+    pub fn count(&self, event: Event) {
+        *self.0.entry(event).or_default() += 1;
+    }
+
+    /// Every counter, largest first.
+    pub fn snapshot(&self) -> Vec<Count> {
+        let mut all: Vec<Count> = self
+            .0
+            .iter()
+            .map(|e| Count {
+                event: e.key().clone(),
+                count: *e.value(),
+            })
+            .collect();
+        all.sort_by_key(|c| std::cmp::Reverse(c.count));
+        all
+    }
+
+    pub fn clear(&self) {
+        self.0.clear();
+    }
+}
