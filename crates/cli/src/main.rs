@@ -25,7 +25,7 @@ enum Command {
     /// Upscale files, globs and folders of images.
     Upscale(upscale::UpscaleArgs),
     /// Serve the Segmind-compatible HTTP API (/v1 sync, /v2 async).
-    Serve(upres_server::ServeArgs),
+    Serve(Box<upres_server::ServeArgs>),
     /// List the models: installed and installable, with scales, look, speed and license.
     Models(models::ModelsArgs),
 }
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| {
-                rt.block_on(upres_server::serve(args))
+                rt.block_on(upres_server::serve(*args))
                     .map_err(anyhow::Error::from)
             })
             .map(|()| true),

@@ -106,20 +106,20 @@ async fn rules(State(state): State<AppState>) -> Json<Vec<Rule>> {
 }
 
 /// One rule, a list, or `{"rules": [...]}`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Rules {
-    Wrapped { rules: Vec<Rule> },
-    Many(Vec<Rule>),
-    One(Rule),
-}
+struct Rules(Vec<Rule>);
 
-impl Rules {
-    fn into_vec(self) -> Vec<Rule> {
-        match self {
-            Rules::Wrapped { rules } | Rules::Many(rules) => rules,
-            Rules::One(rule) => vec![rule],
-        }
+impl<'de> Deserialize<'de> for Rules {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = Value::deserialize(deserializer)?;
+        let rules = match value {
+            Value::Object(mut object) if object.contains_key("rules") => {
+                serde_json::from_value(object.remove("rules").unwrap_or_default())
+            }
+            Value::Array(_) => serde_json::from_value(value),
+            one => serde_json::from_value(one).map(|rule| vec![rule]),
+        };
+        rules.map(Rules).map_err(D::Error::custom)
     }
 }
 
@@ -130,7 +130,7 @@ async fn replace_rules(
     state
         .0
         .emulation
-        .replace_rules(new.into_vec())
+        .replace_rules(new.0)
         .map_err(ServerError::Admin)?;
     Ok(rules(State(state)).await)
 }
@@ -142,7 +142,7 @@ async fn append_rules(
     state
         .0
         .emulation
-        .append_rules(new.into_vec())
+        .append_rules(new.0)
         .map_err(ServerError::Admin)?;
     Ok(rules(State(state)).await)
 }

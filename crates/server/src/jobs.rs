@@ -224,6 +224,11 @@ impl JobStore {
         Ok(())
     }
 
+    /// Jobs on record.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
     /// Bytes of outputs held in memory.
     pub fn memory_used(&self) -> usize {
         self.memory_used.load(Ordering::SeqCst)

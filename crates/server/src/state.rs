@@ -104,6 +104,11 @@ impl AppState {
         })))
     }
 
+    /// v2 jobs on record (submitted and not expired).
+    pub fn jobs_on_record(&self) -> usize {
+        self.0.jobs.len()
+    }
+
     pub fn readiness(&self) -> Readiness {
         self.0
             .readiness
