@@ -8,5 +8,6 @@ cd "$(dirname "$0")/.."
 cargo bench -p upres-benches --bench engine_overhead
 cargo bench -p upres-benches --bench latency
 cargo bench -p upres-benches --bench quality
+cargo bench -p upres-benches --bench load
 cargo test --release -p upres-engine --test memory -- --ignored --nocapture
 cargo test --release -p upres-engine --test tiling -- --ignored --nocapture

@@ -945,3 +945,28 @@ async fn the_fast_engine_keeps_the_image_contract_and_says_so() {
     assert_eq!(moderated.status(), StatusCode::OK);
     server.shut_down().await.unwrap().unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_injects_its_own_fault_only_behind_the_flag() {
+    let inject = |app: Router| async move {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/v1/{SLUG}"))
+            .header("content-type", "application/json")
+            .header("x-upres-inject", "503")
+            .body(Body::from(call_body().to_string()))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let fault = response.headers().get("x-upres-fault").cloned();
+        (response.status(), fault)
+    };
+    let (status, fault) = inject(emulated(&[]).0).await;
+    assert_eq!(
+        (status, fault),
+        (StatusCode::OK, None),
+        "ignored by default"
+    );
+    let (status, fault) = inject(emulated(&["--allow-fault-headers"]).0).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(fault.unwrap(), "request-header");
+}
