@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::emulation::limiter::{Limiter, Verdict};
 use crate::emulation::{
-    Account, Event, Hold, Kind, Outcome, RateLimitHeaders, Route, INJECT_HEADER,
+    faults, Account, Event, Hold, Kind, Outcome, RateLimitHeaders, Route, INJECT_HEADER,
 };
 use crate::error::ServerError;
 use crate::routes::MODEL_SLUG;
@@ -83,13 +83,12 @@ impl Pass {
                         Some(status),
                         Some(&fired.rule),
                     ));
-                    let error = match (status, &caller.wallet) {
-                        (406, Some(wallet)) if message == "Insufficient Credits" => {
-                            ServerError::InsufficientCredits {
-                                remaining: wallet.balance().total(),
-                            }
+                    let error = if status == 406 && message == faults::default_message(406) {
+                        ServerError::InsufficientCredits {
+                            remaining: caller.balance().total(),
                         }
-                        _ => ServerError::Injected { status, message },
+                    } else {
+                        ServerError::Injected { status, message }
                     };
                     return Err((headers, error));
                 }

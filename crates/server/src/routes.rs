@@ -14,7 +14,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::emulation::{Account, Balance, Route};
+use crate::emulation::{Account, Balance, Route, UNLIMITED_CREDITS};
 use crate::error::ServerError;
 use crate::fetch::ImageSource;
 use crate::gate::{Caller, Pass, Refusal};
@@ -25,9 +25,6 @@ use crate::state::{AppState, Readiness};
 
 /// The one model slug this server answers to.
 pub const MODEL_SLUG: &str = "bria-increase-resolution";
-
-/// Without credits configured for a key, clients that read the balance see a constant.
-const UNLIMITED_CREDITS: f64 = 1_000_000.0;
 
 /// The router: model routes and polls behind the API key; output files and /health open; the
 /// admin API when an admin key is set.
@@ -446,14 +443,7 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ServerErro
 
 /// GET /v1/get-user-credits: the caller's balance, as the hosted account endpoint answers.
 async fn user_credits(Extension(Caller(caller)): Extension<Caller>) -> Json<Value> {
-    let balance = caller.wallet.as_ref().map_or(
-        Balance {
-            credits: UNLIMITED_CREDITS,
-            free_credits: 0.0,
-        },
-        |wallet| wallet.balance(),
-    );
-    Json(json!(balance))
+    Json(json!(caller.balance()))
 }
 
 async fn no_route(uri: Uri) -> ServerError {

@@ -948,25 +948,34 @@ async fn the_fast_engine_keeps_the_image_contract_and_says_so() {
 
 #[tokio::test(start_paused = true)]
 async fn a_request_injects_its_own_fault_only_behind_the_flag() {
-    let inject = |app: Router| async move {
+    let inject = |app: Router, outcome: &'static str| async move {
         let request = Request::builder()
             .method(Method::POST)
             .uri(format!("/v1/{SLUG}"))
             .header("content-type", "application/json")
-            .header("x-upres-inject", "503")
+            .header("x-upres-inject", outcome)
             .body(Body::from(call_body().to_string()))
             .unwrap();
         let response = app.oneshot(request).await.unwrap();
-        let fault = response.headers().get("x-upres-fault").cloned();
-        (response.status(), fault)
+        let header = |name: &str| response.headers().get(name).cloned();
+        (
+            response.status(),
+            header("x-upres-fault"),
+            header("x-remaining-credits"),
+        )
     };
-    let (status, fault) = inject(emulated(&[]).0).await;
+    let (status, fault, _) = inject(emulated(&[]).0, "503").await;
     assert_eq!(
         (status, fault),
         (StatusCode::OK, None),
         "ignored by default"
     );
-    let (status, fault) = inject(emulated(&["--allow-fault-headers"]).0).await;
+    let allowed = emulated(&["--allow-fault-headers"]).0;
+    let (status, fault, _) = inject(allowed.clone(), "503").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(fault.unwrap(), "request-header");
+    // An injected 406 reports the balance, as the real one does.
+    let (status, _, remaining) = inject(allowed, "406").await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(remaining.unwrap(), "1000000.0000");
 }

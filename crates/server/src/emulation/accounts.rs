@@ -21,6 +21,9 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use super::limiter::{Limiter, Rate};
 
+/// What keys without a balance show as theirs.
+pub const UNLIMITED_CREDITS: f64 = 1_000_000.0;
+
 /// A key's account. The key itself is only used to find it.
 #[derive(Debug)]
 pub struct Account {
@@ -41,6 +44,17 @@ impl Account {
             wallet: None,
             models: None,
         })
+    }
+
+    /// The balance; a key without one shows a constant, unlimited-looking balance.
+    pub fn balance(&self) -> Balance {
+        self.wallet.as_ref().map_or(
+            Balance {
+                credits: UNLIMITED_CREDITS,
+                free_credits: 0.0,
+            },
+            Wallet::balance,
+        )
     }
 
     pub fn may_call(&self, slug: &str) -> bool {

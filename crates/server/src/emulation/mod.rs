@@ -17,7 +17,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
-pub use accounts::{Account, Accounts, Balance, Hold};
+pub use accounts::{Account, Accounts, Balance, Hold, UNLIMITED_CREDITS};
 pub use args::{EmulationArgs, RateLimitHeaders};
 use chance::Draws;
 pub use faults::{Outcome, Rule};
