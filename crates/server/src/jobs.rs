@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::emulation::Hold;
+
 /// Where a finished output is kept.
 #[derive(Debug, Clone)]
 pub enum Output {
@@ -40,9 +42,14 @@ impl JobState {
     }
 }
 
-/// Queue, inference and total time in seconds, as reported in `metrics`.
+/// Queue, inference and total time in seconds, as reported in `metrics`; for keys with a
+/// balance (load-testing mode) also the cost charged and the balance after it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Metrics {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_credits: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_time: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,6 +69,8 @@ impl Metrics {
             Some(((to - from).as_secs_f64() * 1000.0).round() / 1000.0)
         };
         Metrics {
+            cost: None,
+            remaining_credits: None,
             queue_time: started.or(finished).and_then(|s| secs(submitted, s)),
             inference_time: match (started, finished) {
                 (Some(s), Some(f)) => secs(s, f),
@@ -84,6 +93,8 @@ pub struct JobView {
 struct Job {
     state: JobState,
     fault: Option<String>,
+    /// (cost, balance after) once charged.
+    charge: Option<(f64, f64)>,
     submitted: Instant,
     started: Option<Instant>,
     finished: Option<Instant>,
@@ -145,6 +156,7 @@ impl JobStore {
             Job {
                 state: JobState::Queued,
                 fault: None,
+                charge: None,
                 submitted: now,
                 started: None,
                 finished: None,
@@ -163,7 +175,11 @@ impl JobStore {
         let job = self.jobs.get(id)?;
         (Instant::now() < job.submitted + self.ttl).then(|| JobView {
             state: job.state.clone(),
-            metrics: Metrics::between(job.submitted, job.started, job.finished),
+            metrics: Metrics {
+                cost: job.charge.map(|(cost, _)| cost),
+                remaining_credits: job.charge.map(|(_, remaining)| remaining),
+                ..Metrics::between(job.submitted, job.started, job.finished)
+            },
             fault: job.fault.clone(),
         })
     }
@@ -197,8 +213,14 @@ impl JobStore {
         }
     }
 
-    /// Stores the output: in memory while within the budget, else in a spool file.
-    pub async fn complete(&self, id: &Uuid, png: Vec<u8>) -> std::io::Result<()> {
+    /// Stores the output (in memory while within the budget, else in a spool file), and then
+    /// charges the job's credits, if it holds any. A job that expired meanwhile is not charged.
+    pub async fn complete(
+        &self,
+        id: &Uuid,
+        png: Vec<u8>,
+        hold: Option<Hold>,
+    ) -> std::io::Result<()> {
         let size = png.len();
         let within_budget = self
             .memory_used
@@ -217,6 +239,7 @@ impl JobStore {
             Some(mut job) => {
                 job.state = JobState::Completed(output);
                 job.finished = Some(Instant::now());
+                job.charge = hold.map(|hold| (hold.amount(), hold.charge().total()));
             }
             // Expired while running: nobody can ask for it.
             None => self.release(output),
@@ -313,8 +336,8 @@ mod tests {
         let small = store.insert();
         let big = store.insert();
         assert!(store.begin(&small, Instant::now()));
-        store.complete(&small, vec![1; 8]).await.unwrap();
-        store.complete(&big, vec![2; 8]).await.unwrap();
+        store.complete(&small, vec![1; 8], None).await.unwrap();
+        store.complete(&big, vec![2; 8], None).await.unwrap();
         assert_eq!(store.memory_used(), 8);
         let spooled = spool.path().join(format!("{big}.png"));
         assert_eq!(std::fs::read(&spooled).unwrap(), vec![2; 8]);

@@ -309,12 +309,11 @@ impl Dispatcher {
                     let metrics = Metrics::between(submitted, Some(started), Some(finished));
                     let _ = reply.send(outcome.map(|png| Finished { png, metrics }));
                 }
-                (Target::Job(id), Ok(png)) => match jobs.complete(&id, png).await {
-                    Ok(()) => {
-                        hold.map(Hold::charge);
+                (Target::Job(id), Ok(png)) => {
+                    if let Err(err) = jobs.complete(&id, png, hold).await {
+                        jobs.fail(&id, format!("could not store the output: {err}"));
                     }
-                    Err(err) => jobs.fail(&id, format!("could not store the output: {err}")),
-                },
+                }
                 (Target::Job(id), Err(err)) => {
                     tracing::info!(%id, error = %err, "job failed");
                     match failure {

@@ -411,13 +411,17 @@ async fn credits_never_go_below_zero_under_concurrency_and_charges_add_up() {
         .map(Answer::json)
         .collect();
     assert_eq!(admitted.len(), 4);
+    let mut charged = 0.0;
+    let mut balances = Vec::new();
     for job in &admitted {
-        assert_eq!(
-            settle(&app, Some("sk-b"), &path_of(&job["status_url"])).await["status"],
-            "COMPLETED"
-        );
+        let done = settle(&app, Some("sk-b"), &path_of(&job["status_url"])).await;
+        assert_eq!(done["status"], "COMPLETED");
+        charged += done["metrics"]["cost"].as_f64().unwrap();
+        balances.push(done["metrics"]["remaining_credits"].as_f64().unwrap());
     }
-    assert_eq!(credits(&app, "sk-b").await, 1.0);
+    assert_eq!(charged, 6.0);
+    assert_eq!(credits(&app, "sk-b").await, 7.0 - charged);
+    assert_eq!(balances.iter().copied().fold(f64::INFINITY, f64::min), 1.0);
 
     // FAILED jobs give their hold back: two fit in 3 credits, both fail, and the balance is whole.
     let jobs = [
