@@ -162,3 +162,65 @@ impl EmulationArgs {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        emulation: EmulationArgs,
+    }
+
+    fn parse(flags: &[&str]) -> EmulationArgs {
+        Cli::parse_from(std::iter::once("upres").chain(flags.iter().copied())).emulation
+    }
+
+    #[test]
+    fn rules_from_flags_then_file_and_latency_from_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("faults.toml");
+        std::fs::write(
+            &file,
+            "[[rules]]\nname = 'slow-polls'\nroute = 'status'\nprobability = 0.5\ndelay = 2\n",
+        )
+        .unwrap();
+        let args = parse(&[
+            "--fault",
+            "v1:0.1:502",
+            "--faults-file",
+            file.to_str().unwrap(),
+            "--latency",
+            "lognormal",
+            "--latency-scale",
+            "0.01",
+        ]);
+        let rules = args.rules().unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[1].name, "slow-polls");
+        assert_eq!(
+            args.latency().unwrap(),
+            Latency::Lognormal {
+                median: 12.04,
+                sigma: 0.3,
+                max: 60.0,
+                scale: 0.01
+            }
+        );
+        assert_eq!((args.capacity(1), parse(&[]).capacity(1)), (8, 1));
+        assert!(parse(&["--fault", "v9:0.1:502"]).rules().is_err());
+        assert!(parse(&[
+            "--latency",
+            "uniform",
+            "--latency-min",
+            "9",
+            "--latency-max",
+            "1"
+        ])
+        .latency()
+        .is_err());
+        assert!(parse(&["--cost-per-call=-1"]).cost().is_err());
+    }
+}
