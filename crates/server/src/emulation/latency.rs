@@ -70,10 +70,6 @@ impl Latency {
         Ok(self)
     }
 
-    pub fn is_off(&self) -> bool {
-        matches!(self, Latency::Off)
-    }
-
     /// The target processing time for a request's draws (None when off).
     pub fn sample(&self, draws: Draws) -> Option<Duration> {
         let seconds = match *self {
