@@ -552,3 +552,28 @@ async fn a_stalled_client_does_not_hold_up_others() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn http2_without_tls_works_beside_http1() {
+    let server = open_server().await;
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = h2
+        .post(server.v1())
+        .json(&json!({"image": input("over h2c")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap(), "over h2c");
+    let http1 = client()
+        .get(format!("{}/health", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(http1.version(), reqwest::Version::HTTP_11);
+}
