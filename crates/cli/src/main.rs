@@ -16,8 +16,35 @@ use clap::{Parser, Subcommand};
     about = "Image super-resolution (x2, x4) with ONNX models"
 )]
 struct Cli {
+    /// Log one JSON object per line (for log collectors) instead of text.
+    #[arg(long, global = true, env = "UPRES_JSON_OUTPUT")]
+    json_output: bool,
+    /// What to log: a level (error, warn, info, debug, trace) or tracing directives such as
+    /// `info,upres_server=debug`. Default: the RUST_LOG variable, else info.
+    #[arg(long, global = true, env = "UPRES_LOG_LEVEL")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Logs go to stderr: text (coloured on a terminal) or JSON lines.
+fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+    let directives = cli
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .map_err(|e| anyhow::anyhow!("--log-level {directives}: {e}"))?;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.json_output {
+        logs.json().init();
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -31,15 +58,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("UPRES_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let cli = Cli::parse();
+    if let Err(err) = init_logging(&cli) {
+        eprintln!("error: {err:#}");
+        return ExitCode::from(2);
+    }
     let outcome = match cli.command {
         Command::Upscale(args) => upscale::run(args),
         Command::Models(args) => models::run(args).map(|()| true),

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::emulation::Hold;
@@ -58,6 +59,8 @@ enum Target {
 }
 
 struct Task {
+    /// The log span the job's lines go to: its request's (v1) or its own (v2).
+    span: tracing::Span,
     slot: Slot,
     input: Bytes,
     spec: JobSpec,
@@ -156,6 +159,7 @@ impl Queue {
     ) -> Result<Finished, ServerError> {
         let (reply, result) = oneshot::channel();
         self.push(Task {
+            span: tracing::Span::current(),
             slot,
             input,
             spec,
@@ -168,6 +172,7 @@ impl Queue {
     /// Queues a v2 job; its outcome goes to the job store.
     pub fn submit(&self, slot: Slot, id: Uuid, input: Bytes, spec: JobSpec, emulated: Emulated) {
         self.push(Task {
+            span: tracing::Span::current(),
             slot,
             input,
             spec,
@@ -255,6 +260,7 @@ impl Dispatcher {
 
     fn start(&self, task: Task, place: OwnedSemaphorePermit) {
         let Task {
+            span,
             slot,
             input,
             spec,
@@ -276,7 +282,7 @@ impl Dispatcher {
         let jobs = self.jobs.clone();
         let stop = self.stop.clone();
         let average_run_ms = self.average_run_ms.clone();
-        tokio::spawn(async move {
+        let job = async move {
             // Held until the outcome is stored: shutdown waits for it.
             let _place = place;
             let Emulated {
@@ -315,14 +321,15 @@ impl Dispatcher {
                     }
                 }
                 (Target::Job(id), Err(err)) => {
-                    tracing::info!(%id, error = %err, "job failed");
+                    tracing::info!(error = %err, "job failed");
                     match failure {
                         Some((rule, _)) => jobs.fail_injected(&id, err.to_string(), rule),
                         None => jobs.fail(&id, err.to_string()),
                     }
                 }
             }
-        });
+        };
+        tokio::spawn(job.instrument(span));
     }
 }
 

@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde_json::{json, Value};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::emulation::{Account, Balance, Route, UNLIMITED_CREDITS};
@@ -60,7 +61,47 @@ pub fn app(state: AppState) -> Router {
             },
         ));
     }
-    router.with_state(state)
+    router
+        .layer(middleware::from_fn(with_request_id))
+        .with_state(state)
+}
+
+/// Every request gets an id: the client's `x-request-id` when it is a plausible one, else a new
+/// UUID. The answer echoes it, and every log line of the request (and of a v1 job) carries it.
+async fn with_request_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        })
+        .map_or_else(|| Uuid::new_v4().to_string(), str::to_string);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    let calls_model = request.method() == Method::POST;
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if calls_model {
+            tracing::info!(status, ms, "answered");
+        } else {
+            tracing::debug!(status, ms, "answered");
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 /// The key a request presents: `x-api-key`, or `Authorization: Bearer`.
@@ -166,10 +207,8 @@ async fn run_sync(
         Ok(JsonBody(submission)) => submission,
         Err(err) => return answer(pass.headers, Err::<(), _>(err)),
     };
-    let request_id = Uuid::new_v4().to_string();
-    let id_header = [(HeaderName::from_static("x-request-id"), request_id)];
     let outcome = sync_job(&state, &pass, submission).await;
-    (id_header, answer(pass.headers, outcome)).into_response()
+    answer(pass.headers, outcome)
 }
 
 async fn sync_job(
@@ -274,18 +313,23 @@ fn submit_job(
         hold,
     };
     let background = state.clone();
-    tokio::spawn(async move {
-        let shared = &background.0;
-        match shared.fetcher.load(source).await {
-            Ok(input) => shared
-                .queue
-                .submit(slot, id, input, submission.spec, emulated),
-            Err(err) => {
-                tracing::info!(%id, error = %err, "job failed before it was queued");
-                shared.jobs.fail(&id, err.to_string());
+    let job_span = tracing::info_span!("job", job_id = %id);
+    tokio::spawn(
+        async move {
+            let shared = &background.0;
+            match shared.fetcher.load(source).await {
+                Ok(input) => shared
+                    .queue
+                    .submit(slot, id, input, submission.spec, emulated),
+                Err(err) => {
+                    tracing::info!(error = %err, "job failed before it was queued");
+                    shared.jobs.fail(&id, err.to_string());
+                }
             }
         }
-    });
+        .instrument(job_span),
+    );
+    tracing::info!(job_id = %id, "job submitted");
     let urls = Urls::new(state, headers, id);
     Ok(Json(json!({
         "request_id": id,

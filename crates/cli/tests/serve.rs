@@ -1,0 +1,157 @@
+//! `upres serve` as a user runs it: the real binary, JSON logs on stderr, real HTTP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::Engine as _;
+
+/// The server process; killed when dropped.
+struct Server {
+    child: Child,
+    address: String,
+    /// Every stderr line so far and to come.
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `upres serve` with JSON logs on a free port and waits for its address.
+fn serve(flags: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_upres"))
+        .args(["serve", "--json-output", "--port", "0"])
+        .args(flags)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut server = Server {
+        child,
+        address: String::new(),
+        lines,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let line = server
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server logs");
+        let entry: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        let message = entry["fields"]["message"].as_str().unwrap_or_default();
+        if let Some(rest) = message.strip_prefix("listening on http://") {
+            server.address = rest.split_whitespace().next().unwrap().to_string();
+        }
+        if message.contains("ready") {
+            return server;
+        }
+    }
+    panic!("the server did not get ready");
+}
+
+/// One HTTP/1.1 exchange; returns the status line and headers, lower-cased, and the body.
+fn exchange(address: &str, request: &str) -> (String, Vec<u8>) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).to_lowercase();
+    (head, response[split + 4..].to_vec())
+}
+
+fn v1_request(address: &str, request_id: Option<&str>) -> String {
+    let mut png = Vec::new();
+    image::DynamicImage::new_rgba8(6, 4)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let image = base64::engine::general_purpose::STANDARD.encode(png);
+    let body = format!(r#"{{"image": "data:image/png;base64,{image}", "desired_increase": 2}}"#);
+    let id = request_id.map_or(String::new(), |id| format!("x-request-id: {id}\r\n"));
+    format!(
+        "POST /v1/bria-increase-resolution HTTP/1.1\r\nhost: {address}\r\n{id}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The request id the response carries.
+fn request_id(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("an x-request-id header")
+        .trim()
+        .to_string()
+}
+
+/// Waits for a log line containing `needle`.
+fn log_line_with(server: &Server, needle: &str) -> serde_json::Value {
+    loop {
+        let line = server
+            .lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no log line with {needle}"));
+        if line.contains(needle) {
+            return serde_json::from_str(&line).unwrap();
+        }
+    }
+}
+
+#[test]
+fn json_logs_carry_the_request_id_the_answer_echoes() {
+    let server = serve(&["--engine", "fast-nearest"]);
+    // The client's id is kept...
+    let (head, _) = exchange(
+        &server.address,
+        &v1_request(&server.address, Some("client-id-42")),
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(request_id(&head), "client-id-42");
+    let line = log_line_with(&server, "client-id-42");
+    assert_eq!(line["span"]["request_id"], "client-id-42");
+    assert_eq!(line["fields"]["status"], 200);
+    // ... and without one (or with a bad one) the server makes one up.
+    for sent in [None, Some("bad id with spaces")] {
+        let (head, _) = exchange(&server.address, &v1_request(&server.address, sent));
+        let id = request_id(&head);
+        assert_eq!(id.len(), 36, "a UUID: {id}");
+        assert_eq!(
+            log_line_with(&server, &id)["span"]["request_id"],
+            id.as_str()
+        );
+    }
+}
+
+#[test]
+fn a_v2_job_logs_under_its_id() {
+    let server = serve(&["--engine", "fast-nearest"]);
+    let body = r#"{"image": "data:image/png;base64,bm90IGFuIGltYWdl"}"#;
+    let request = format!(
+        "POST /v2/bria-increase-resolution HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        server.address,
+        body.len()
+    );
+    let (head, body) = exchange(&server.address, &request);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let job: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let id = job["request_id"].as_str().unwrap();
+    let failed = log_line_with(&server, "job failed");
+    assert_eq!(failed["span"]["job_id"], id);
+    assert!(failed["fields"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("format"));
+}
