@@ -6,10 +6,13 @@
 MODELS ?=
 CARGO ?= cargo
 
-.PHONY: setup build serve test bench
+.PHONY: setup test-tools build serve test bench
 
 setup:
 	scripts/setup.sh $(MODELS)
+
+test-tools:
+	scripts/test-tools.sh
 
 build:
 	$(CARGO) build --release --locked -p upres-cli
@@ -17,7 +20,7 @@ build:
 serve: setup build
 	target/release/upres serve
 
-test: setup
+test: setup test-tools
 	$(CARGO) test --release --locked --workspace
 
 bench: setup

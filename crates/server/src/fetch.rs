@@ -69,7 +69,16 @@ impl Fetcher {
     pub async fn load(&self, source: ImageSource) -> Result<Bytes, ServerError> {
         match source {
             ImageSource::Inline(bytes) => Ok(bytes),
-            ImageSource::Url(url) => self.download(url).await,
+            ImageSource::Url(url) => {
+                let started = std::time::Instant::now();
+                let outcome = self.download(url).await;
+                metrics::histogram!("upres_fetch_seconds").record(started.elapsed().as_secs_f64());
+                if let Err(err) = &outcome {
+                    metrics::counter!("upres_fetch_failures_total", "reason" => failure_reason(err))
+                        .increment(1);
+                }
+                outcome
+            }
         }
     }
 
@@ -153,6 +162,17 @@ impl Fetcher {
             chain.join(": ")
         };
         ServerError::Fetch(causes)
+    }
+}
+
+/// A download failure's kind, for the metrics (from the messages made above).
+fn failure_reason(err: &ServerError) -> &'static str {
+    match err {
+        ServerError::RefusedUrl { .. } => "refused",
+        ServerError::Fetch(message) if message.starts_with("HTTP ") => "status",
+        ServerError::Fetch(message) if message.starts_with("timed out") => "timeout",
+        ServerError::Fetch(message) if message.contains("larger than the limit") => "too_large",
+        _ => "connection",
     }
 }
 

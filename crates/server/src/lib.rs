@@ -12,6 +12,7 @@ mod error;
 mod fetch;
 mod gate;
 mod jobs;
+mod metrics;
 mod params;
 mod queue;
 mod routes;

@@ -8,7 +8,7 @@
 //! of its target time, keeping its place but not its engine worker.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,6 +91,8 @@ pub struct Queue {
     jobs: Arc<JobStore>,
     /// Moving average of job run time, in milliseconds, for Retry-After.
     average_run_ms: Arc<AtomicU64>,
+    /// Jobs started and not finished.
+    running: Arc<AtomicUsize>,
 }
 
 impl Queue {
@@ -114,6 +116,7 @@ impl Queue {
             closed: AtomicBool::new(false),
             jobs,
             average_run_ms: Arc::default(),
+            running: Arc::default(),
         };
         tokio::spawn(
             Dispatcher {
@@ -124,6 +127,7 @@ impl Queue {
                 upscaler,
                 jobs: queue.jobs.clone(),
                 average_run_ms: queue.average_run_ms.clone(),
+                running: queue.running.clone(),
             }
             .run(),
         );
@@ -205,6 +209,11 @@ impl Queue {
         self.capacity
     }
 
+    /// Jobs PROCESSING now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
     /// Seconds until a slot is likely free: the queue's worth of average job time.
     fn retry_after(&self) -> u64 {
         let per_job = self.average_run_ms.load(Ordering::Relaxed) as f64 / 1000.0;
@@ -231,6 +240,7 @@ struct Dispatcher {
     upscaler: Arc<dyn Upscaler>,
     jobs: Arc<JobStore>,
     average_run_ms: Arc<AtomicU64>,
+    running: Arc<AtomicUsize>,
 }
 
 impl Dispatcher {
@@ -282,6 +292,8 @@ impl Dispatcher {
         let jobs = self.jobs.clone();
         let stop = self.stop.clone();
         let average_run_ms = self.average_run_ms.clone();
+        let running = self.running.clone();
+        running.fetch_add(1, Ordering::SeqCst);
         let job = async move {
             // Held until the outcome is stored: shutdown waits for it.
             let _place = place;
@@ -309,18 +321,26 @@ impl Dispatcher {
                 }
             }
             let finished = Instant::now();
+            running.fetch_sub(1, Ordering::SeqCst);
             record(&average_run_ms, finished - started);
+            metrics::histogram!("upres_job_queue_seconds")
+                .record((started - submitted).as_secs_f64());
+            metrics::histogram!("upres_job_seconds").record((finished - started).as_secs_f64());
             match (target, outcome) {
                 (Target::Sync(reply), outcome) => {
+                    crate::metrics::job_finished("v1", outcome.is_ok());
                     let metrics = Metrics::between(submitted, Some(started), Some(finished));
                     let _ = reply.send(outcome.map(|png| Finished { png, metrics }));
                 }
                 (Target::Job(id), Ok(png)) => {
-                    if let Err(err) = jobs.complete(&id, png, hold).await {
+                    let stored = jobs.complete(&id, png, hold).await;
+                    crate::metrics::job_finished("v2", stored.is_ok());
+                    if let Err(err) = stored {
                         jobs.fail(&id, format!("could not store the output: {err}"));
                     }
                 }
                 (Target::Job(id), Err(err)) => {
+                    crate::metrics::job_finished("v2", false);
                     tracing::info!(error = %err, "job failed");
                     match failure {
                         Some((rule, _)) => jobs.fail_injected(&id, err.to_string(), rule),

@@ -2,7 +2,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{
-    DefaultBodyLimit, Extension, FromRequest, FromRequestParts, Path, Request, State,
+    DefaultBodyLimit, Extension, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
 };
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -42,11 +42,13 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/outputs/{file}", get(output))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .merge(api);
     if state.0.admin_key.is_some() {
         router = router.merge(crate::admin::routes(state.clone()));
     }
     router = router
+        .route_layer(middleware::from_fn(remember_route))
         .method_not_allowed_fallback(wrong_method)
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(state.0.body_limit));
@@ -61,14 +63,26 @@ pub fn app(state: AppState) -> Router {
             },
         ));
     }
-    router
-        .layer(middleware::from_fn(with_request_id))
-        .with_state(state)
+    router.layer(middleware::from_fn(observe)).with_state(state)
+}
+
+/// The route template a request matched, for metric labels (never the raw path).
+#[derive(Clone)]
+struct RouteTemplate(MatchedPath);
+
+async fn remember_route(request: Request, next: Next) -> Response {
+    let template = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(template) = template {
+        response.extensions_mut().insert(RouteTemplate(template));
+    }
+    response
 }
 
 /// Every request gets an id: the client's `x-request-id` when it is a plausible one, else a new
 /// UUID. The answer echoes it, and every log line of the request (and of a v1 job) carries it.
-async fn with_request_id(request: Request, next: Next) -> Response {
+/// Each request is also counted and timed by route template.
+async fn observe(request: Request, next: Next) -> Response {
     let id = request
         .headers()
         .get("x-request-id")
@@ -86,11 +100,25 @@ async fn with_request_id(request: Request, next: Next) -> Response {
         method = %request.method(),
         path = %request.uri().path()
     );
-    let calls_model = request.method() == Method::POST;
+    let method = request.method().clone();
     let started = std::time::Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let seconds = started.elapsed().as_secs_f64();
+    let route = response
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or("unmatched".to_string(), |t| t.0.as_str().to_string());
+    let labels = [("route", route), ("method", method.to_string())];
+    metrics::histogram!("upres_http_request_duration_seconds", &labels).record(seconds);
+    let [route, method_label] = labels;
+    metrics::counter!(
+        "upres_http_requests_total",
+        &[route, method_label, ("status", status.to_string())]
+    )
+    .increment(1);
+    let ms = seconds * 1000.0;
+    let calls_model = method == Method::POST;
     span.in_scope(|| {
         if calls_model {
             tracing::info!(status, ms, "answered");
@@ -322,6 +350,7 @@ fn submit_job(
                     .queue
                     .submit(slot, id, input, submission.spec, emulated),
                 Err(err) => {
+                    crate::metrics::job_finished("v2", false);
                     tracing::info!(error = %err, "job failed before it was queued");
                     shared.jobs.fail(&id, err.to_string());
                 }
@@ -483,6 +512,22 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ServerErro
             shared.default_model
         ))),
     }
+}
+
+/// GET /metrics: Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let queue = &state.0.queue;
+    crate::metrics::set_queue(
+        queue.waiting(),
+        queue.depth(),
+        queue.running(),
+        queue.capacity(),
+    );
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::handle().render(),
+    )
+        .into_response()
 }
 
 /// GET /v1/get-user-credits: the caller's balance, as the hosted account endpoint answers.

@@ -60,6 +60,7 @@ impl AppState {
             args.spool_dir.as_deref(),
         )
         .map_err(|e| ServerError::Config(format!("spool folder: {e}")))?;
+        crate::metrics::handle();
         let emulation = &args.emulation;
         let seed = emulation
             .chaos_seed

@@ -128,8 +128,11 @@ fn run_job(
         scale: spec.scale,
         preserve_alpha: spec.preserve_alpha,
     };
+    let started = std::time::Instant::now();
     let image = engine.decode(input)?;
     engine.check(image.width(), image.height(), &request)?;
+    let megapixels = f64::from(image.width()) * f64::from(image.height()) / 1e6;
+    metrics::histogram!("upres_input_megapixels").record(megapixels);
     if spec.input_moderation {
         moderate(engine, &image, "input")?;
     }
@@ -138,7 +141,14 @@ fn run_job(
     if spec.output_moderation {
         moderate(engine, &output, "output")?;
     }
-    Ok(upres_engine::encode(&output, OutputFormat::Png)?)
+    let png = upres_engine::encode(&output, OutputFormat::Png)?;
+    metrics::histogram!(
+        "upres_inference_seconds",
+        "model" => spec.model.clone(),
+        "scale" => spec.scale.to_string()
+    )
+    .record(started.elapsed().as_secs_f64());
+    Ok(png)
 }
 
 fn moderate(engine: &Engine, image: &Image, check: &'static str) -> Result<(), ServerError> {

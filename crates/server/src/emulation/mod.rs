@@ -25,8 +25,7 @@ pub use latency::Latency;
 pub use stats::{Event, Kind, Stats};
 
 /// The routes emulation tells apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
     /// POST /v1/{slug}: the synchronous call.
     V1,
@@ -70,6 +69,23 @@ impl Route {
     /// Calls of the model: where permissions, rate limits, credits and latency apply.
     pub fn is_call(self) -> bool {
         matches!(self, Route::V1 | Route::Submit)
+    }
+}
+
+impl Serialize for Route {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Route {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Route::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown route '{name}' (v1, submit, status, result, output, any)"
+            ))
+        })
     }
 }
 

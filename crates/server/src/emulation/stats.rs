@@ -7,8 +7,7 @@ use serde::Serialize;
 use super::Route;
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// A fault rule answered with an error status.
     InjectedStatus,
@@ -49,8 +48,38 @@ pub struct Count {
     pub count: u64,
 }
 
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::InjectedStatus => "injected-status",
+            Kind::InjectedDelay => "injected-delay",
+            Kind::InjectedFailure => "injected-failure",
+            Kind::RateLimited => "rate-limited",
+            Kind::InsufficientCredits => "insufficient-credits",
+            Kind::Forbidden => "forbidden",
+            Kind::EmulatedLatency => "emulated-latency",
+        }
+    }
+}
+
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
 impl Stats {
+    /// Counts an event here (for /admin/stats) and in the Prometheus metrics.
     pub fn count(&self, event: Event) {
+        metrics::counter!(
+            "upres_emulation_events_total",
+            "route" => event.route.name(),
+            "kind" => event.kind.name(),
+            "status" => event.status.map_or(String::new(), |s| s.to_string()),
+            "rule" => event.rule.clone().unwrap_or_default(),
+            "key" => event.key.clone()
+        )
+        .increment(1);
         *self.0.entry(event).or_default() += 1;
     }
 

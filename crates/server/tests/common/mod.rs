@@ -105,8 +105,17 @@ pub async fn json(response: reqwest::Response) -> (StatusCode, Value) {
 
 /// Polls a status URL until the job is COMPLETED or FAILED; returns the last status body.
 pub async fn wait_terminal(status_url: &str) -> Value {
+    wait_terminal_as(status_url, None).await
+}
+
+/// [`wait_terminal`] with an `x-api-key`.
+pub async fn wait_terminal_as(status_url: &str, key: Option<&str>) -> Value {
     for _ in 0..600 {
-        let (_, body) = json(client().get(status_url).send().await.unwrap()).await;
+        let mut request = client().get(status_url);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        let (_, body) = json(request.send().await.unwrap()).await;
         if matches!(body["status"].as_str(), Some("COMPLETED" | "FAILED")) {
             return body;
         }
