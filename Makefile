@@ -6,7 +6,7 @@
 MODELS ?=
 CARGO ?= cargo
 
-.PHONY: setup test-tools build serve test bench
+.PHONY: setup test-tools build install serve test bench
 
 setup:
 	scripts/setup.sh $(MODELS)
@@ -16,6 +16,9 @@ test-tools:
 
 build:
 	$(CARGO) build --release --locked -p upres-cli
+
+install:
+	scripts/install.sh $(MODELS)
 
 serve: setup build
 	target/release/upres serve

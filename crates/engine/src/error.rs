@@ -5,9 +5,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(
-        "ONNX Runtime library could not be loaded from {path}: {reason}. Run `make setup` (scripts/setup.sh) to install it, or point --ort-library / UPRES_ORT_LIBRARY at libonnxruntime.so"
+        "ONNX Runtime library could not be loaded from {path}: {reason}. Run `make setup` (scripts/setup.sh) in the checkout, `scripts/install.sh` to use upres outside it, or point --ort-library / UPRES_ORT_LIBRARY at libonnxruntime.so"
     )]
     RuntimeMissing { path: PathBuf, reason: String },
+    #[error(
+        "no models folder: {0}. Run `make setup` (scripts/setup.sh) in the checkout, `scripts/install.sh` to use upres outside it, or point --models-dir / UPRES_MODELS_DIR at one"
+    )]
+    ModelsMissing(String),
     #[error(
         "model file {path} is missing. Run `scripts/setup.sh {model}` to fetch and convert it"
     )]

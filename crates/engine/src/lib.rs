@@ -51,14 +51,21 @@ impl Engine {
     /// Loads ONNX Runtime (once per process) and lists the installed models. Sessions load on
     /// first use, or with [`Engine::preload`].
     pub fn new(args: &EngineArgs) -> Result<Self> {
-        let env = runtime::init(&config::resolve(&args.ort_library))?;
+        let found = |path: &std::path::Path| {
+            let resolved = config::resolve(path);
+            resolved
+                .exists()
+                .then_some(resolved)
+                .ok_or_else(|| config::searched(path))
+        };
+        let library = found(&args.ort_library).map_err(|reason| EngineError::RuntimeMissing {
+            path: args.ort_library.clone(),
+            reason,
+        })?;
+        let models = found(&args.models.models_dir).map_err(EngineError::ModelsMissing)?;
+        let env = runtime::init(&library)?;
         Ok(Engine {
-            registry: Registry::scan(
-                env,
-                &config::resolve(&args.models.models_dir),
-                args.threads,
-                args.device,
-            )?,
+            registry: Registry::scan(env, &models, args.threads, args.device)?,
             tile: args.tile_config().validate()?,
             tile_context: args.tile_context,
             limits: args.limits(),
