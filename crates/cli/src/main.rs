@@ -1,6 +1,7 @@
 //! `upres`: upscale image files offline (`upres upscale`) or serve the Segmind-compatible
 //! HTTP API (`upres serve`).
 
+mod healthcheck;
 mod models;
 mod upscale;
 
@@ -55,6 +56,8 @@ enum Command {
     Serve(Box<upres_server::ServeArgs>),
     /// List the models: installed and installable, with scales, look, speed and license.
     Models(models::ModelsArgs),
+    /// Exit 0 if a running server's /health answers 200, else 1 (for container health checks).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Upscale(args) => upscale::run(args),
         Command::Models(args) => models::run(args).map(|()| true),
+        Command::Healthcheck(args) => healthcheck::run(args),
         Command::Serve(args) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| {

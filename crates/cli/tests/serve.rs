@@ -155,3 +155,26 @@ fn a_v2_job_logs_under_its_id() {
         .unwrap()
         .contains("format"));
 }
+
+#[test]
+fn healthcheck_says_whether_the_server_is_ready() {
+    let healthcheck = |port: &str| {
+        Command::new(env!("CARGO_BIN_EXE_upres"))
+            .args(["healthcheck", "--port", port, "--timeout", "5"])
+            .env_remove("UPRES_HOST")
+            .output()
+            .unwrap()
+    };
+    let server = serve(&["--engine", "fast-nearest"]);
+    let port = server.address.rsplit(':').next().unwrap().to_string();
+    let up = healthcheck(&port);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    drop(server);
+    let down = healthcheck(&port);
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("unhealthy"));
+}
