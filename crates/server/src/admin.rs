@@ -63,7 +63,7 @@ async fn require_admin_key(
 }
 
 /// A JSON body, with a JSON error when it does not parse.
-struct Body<T>(T);
+pub(crate) struct Body<T>(T);
 
 impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<AppState> for Body<T> {
     type Rejection = ServerError;
@@ -83,7 +83,9 @@ impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<AppState> for Bo
     }
 }
 
-async fn overview(State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(get, path = "/admin/emulation", tag = "admin",
+    responses((status = 200, description = "Seed, engine, latency, capacity, cost, rules, keys", body = Object), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+pub(crate) async fn overview(State(state): State<AppState>) -> Json<Value> {
     let shared = &state.0;
     let emulation = &shared.emulation;
     Json(json!({
@@ -101,12 +103,14 @@ async fn overview(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-async fn rules(State(state): State<AppState>) -> Json<Vec<Rule>> {
+#[utoipa::path(get, path = "/admin/faults", tag = "admin",
+    responses((status = 200, body = Vec<crate::openapi::FaultRule>), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+pub(crate) async fn rules(State(state): State<AppState>) -> Json<Vec<Rule>> {
     Json(state.0.emulation.rules())
 }
 
 /// One rule, a list, or `{"rules": [...]}`.
-struct Rules(Vec<Rule>);
+pub(crate) struct Rules(Vec<Rule>);
 
 impl<'de> Deserialize<'de> for Rules {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -123,7 +127,10 @@ impl<'de> Deserialize<'de> for Rules {
     }
 }
 
-async fn replace_rules(
+#[utoipa::path(put, path = "/admin/faults", tag = "admin",
+    request_body(content = Vec<crate::openapi::FaultRule>, description = "A rule, a list, or {\"rules\": [...]}"),
+    responses((status = 200, description = "The rules now", body = Vec<crate::openapi::FaultRule>), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+pub(crate) async fn replace_rules(
     State(state): State<AppState>,
     Body(new): Body<Rules>,
 ) -> Result<Json<Vec<Rule>>, ServerError> {
@@ -135,7 +142,10 @@ async fn replace_rules(
     Ok(rules(State(state)).await)
 }
 
-async fn append_rules(
+#[utoipa::path(post, path = "/admin/faults", tag = "admin",
+    request_body(content = Vec<crate::openapi::FaultRule>, description = "A rule, a list, or {\"rules\": [...]}"),
+    responses((status = 200, description = "The rules now", body = Vec<crate::openapi::FaultRule>), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+pub(crate) async fn append_rules(
     State(state): State<AppState>,
     Body(new): Body<Rules>,
 ) -> Result<Json<Vec<Rule>>, ServerError> {
@@ -147,12 +157,17 @@ async fn append_rules(
     Ok(rules(State(state)).await)
 }
 
-async fn clear_rules(State(state): State<AppState>) -> Json<Vec<Rule>> {
+#[utoipa::path(delete, path = "/admin/faults", tag = "admin",
+    responses((status = 200, description = "No rules", body = Vec<crate::openapi::FaultRule>), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+pub(crate) async fn clear_rules(State(state): State<AppState>) -> Json<Vec<Rule>> {
     let _ = state.0.emulation.replace_rules(Vec::new());
     rules(State(state)).await
 }
 
-async fn delete_rule(
+#[utoipa::path(delete, path = "/admin/faults/{name}", tag = "admin",
+    params(("name" = String, Path, description = "The rule's name")),
+    responses((status = 204, description = "Removed"), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+pub(crate) async fn delete_rule(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ServerError> {
@@ -165,11 +180,16 @@ async fn delete_rule(
     }
 }
 
-async fn latency(State(state): State<AppState>) -> Json<Latency> {
+#[utoipa::path(get, path = "/admin/latency", tag = "admin",
+    responses((status = 200, body = crate::emulation::Latency), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+pub(crate) async fn latency(State(state): State<AppState>) -> Json<Latency> {
     Json(state.0.emulation.latency())
 }
 
-async fn set_latency(
+#[utoipa::path(put, path = "/admin/latency", tag = "admin",
+    request_body = crate::emulation::Latency,
+    responses((status = 200, body = crate::emulation::Latency), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+pub(crate) async fn set_latency(
     State(state): State<AppState>,
     Body(latency): Body<Latency>,
 ) -> Result<Json<Latency>, ServerError> {
@@ -183,12 +203,16 @@ async fn set_latency(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "lowercase")]
-enum Adjustment {
+pub(crate) enum Adjustment {
     Add(f64),
     Set(f64),
 }
 
-async fn adjust_credits(
+#[utoipa::path(post, path = "/admin/keys/{name}/credits", tag = "admin",
+    params(("name" = String, Path, description = "The key's name")),
+    request_body(content = Object, description = "{\"add\": n} or {\"set\": n}"),
+    responses((status = 200, description = "The balance now", body = crate::emulation::Balance), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+pub(crate) async fn adjust_credits(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Body(adjustment): Body<Adjustment>,
@@ -215,7 +239,9 @@ async fn adjust_credits(
     Ok(Json(json!(wallet.adjust(amount))))
 }
 
-async fn stats(State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(get, path = "/admin/stats", tag = "admin",
+    responses((status = 200, description = "The seed and every counter", body = Object), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+pub(crate) async fn stats(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "seed": state.0.emulation.seed(),
         "counts": state.0.emulation.stats.snapshot(),
@@ -224,11 +250,17 @@ async fn stats(State(state): State<AppState>) -> Json<Value> {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Reset {
+pub(crate) struct Reset {
     seed: Option<u64>,
 }
 
-async fn reset(State(state): State<AppState>, Body(reset): Body<Option<Reset>>) -> Json<Value> {
+#[utoipa::path(post, path = "/admin/reset", tag = "admin",
+    request_body(content = Option<Object>, description = "Optional {\"seed\": n}"),
+    responses((status = 200, description = "The emulation overview after the reset", body = Object), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+pub(crate) async fn reset(
+    State(state): State<AppState>,
+    Body(reset): Body<Option<Reset>>,
+) -> Json<Value> {
     let shared = &state.0;
     shared.emulation.reset(reset.unwrap_or_default().seed);
     for account in shared.accounts.iter() {

@@ -44,7 +44,7 @@ impl JobState {
 
 /// Queue, inference and total time in seconds, as reported in `metrics`; for keys with a
 /// balance (load-testing mode) also the cost charged and the balance after it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Metrics {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<f64>,

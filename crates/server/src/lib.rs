@@ -13,6 +13,7 @@ mod fetch;
 mod gate;
 mod jobs;
 mod metrics;
+mod openapi;
 mod params;
 mod queue;
 mod routes;
@@ -29,6 +30,7 @@ use upres_engine::Engine;
 
 pub use args::ServeArgs;
 pub use error::ServerError;
+pub use openapi::document as openapi_document;
 pub use params::JobSpec;
 pub use routes::{app, MODEL_SLUG};
 pub use state::{AppState, Readiness};

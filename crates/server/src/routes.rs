@@ -43,7 +43,8 @@ pub fn app(state: AppState) -> Router {
         .route("/outputs/{file}", get(output))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .merge(api);
+        .merge(api)
+        .merge(crate::openapi::docs());
     if state.0.admin_key.is_some() {
         router = router.merge(crate::admin::routes(state.clone()));
     }
@@ -173,7 +174,7 @@ fn refused((headers, err): Refusal) -> Response {
 }
 
 /// The `{slug}` of a model route; any slug but ours is 404 (before the body is read).
-struct ModelSlug;
+pub(crate) struct ModelSlug;
 
 impl FromRequestParts<AppState> for ModelSlug {
     type Rejection = ServerError;
@@ -221,7 +222,16 @@ impl FromRequest<AppState> for JsonBody {
 }
 
 /// v1: runs the job and answers with the PNG (or `{"image": base64}` with `"base64": true`).
-async fn run_sync(
+#[utoipa::path(post, path = "/v1/{slug}", tag = "v1", params(("slug" = String, Path, description = "The model slug: bria-increase-resolution")),
+    request_body = crate::openapi::Parameters,
+    responses(
+        (status = 200, description = "The upscaled image; with base64: true, JSON",
+            content((String = "image/png"), (crate::openapi::Base64Image = "application/json")),
+            headers(("x-request-id" = String), ("x-remaining-credits" = String), ("x-cost" = String),
+                ("x-queue-time" = String), ("x-inference-time" = String), ("x-total-time" = String))),
+        crate::openapi::CallErrors),
+    security((), ("api_key" = [])))]
+pub(crate) async fn run_sync(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
     _: ModelSlug,
@@ -306,7 +316,11 @@ fn timing_headers(
 }
 
 /// v2: admits the job, answers at once; the image downloads and the job runs in the background.
-async fn submit(
+#[utoipa::path(post, path = "/v2/{slug}", tag = "v2", params(("slug" = String, Path, description = "The model slug: bria-increase-resolution")),
+    request_body = crate::openapi::Parameters,
+    responses((status = 200, description = "Admitted", body = crate::openapi::Submitted), crate::openapi::CallErrors),
+    security((), ("api_key" = [])))]
+pub(crate) async fn submit(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
     _: ModelSlug,
@@ -370,7 +384,10 @@ fn submit_job(
 }
 
 /// GET /v2/requests/{id}/status.
-async fn status(
+#[utoipa::path(get, path = "/v2/requests/{id}/status", tag = "v2", params(("id" = String, Path, description = "The request id")),
+    responses((status = 200, description = "QUEUED, PROCESSING or COMPLETED", body = crate::openapi::JobStatus), crate::openapi::PollErrors),
+    security((), ("api_key" = [])))]
+pub(crate) async fn status(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
     headers: HeaderMap,
@@ -380,7 +397,10 @@ async fn status(
 }
 
 /// GET /v2/requests/{id} and /v1/requests/{id} (the poll_url).
-async fn result(
+#[utoipa::path(get, path = "/v2/requests/{id}", tag = "v2", params(("id" = String, Path, description = "The request id")),
+    responses((status = 200, description = "The status; once COMPLETED with the output URL", body = crate::openapi::JobStatus), crate::openapi::PollErrors),
+    security((), ("api_key" = [])))]
+pub(crate) async fn result(
     State(state): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
     headers: HeaderMap,
@@ -449,7 +469,11 @@ fn job_response(view: &JobView, urls: &Urls, full: bool) -> Response {
 
 /// GET /outputs/{id}.png: the PNG, with no key (the id is the secret). Fault rules see the key
 /// when one is presented, else the caller is `anonymous`.
-async fn output(
+#[utoipa::path(get, path = "/outputs/{file}", tag = "v2",
+    params(("file" = String, Path, description = "<request id>.png")),
+    responses((status = 200, description = "The output PNG", content_type = "image/png", body = String),
+        (status = 404, description = "Unknown, unfinished or expired", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn output(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(file): Path<String>,
@@ -487,7 +511,10 @@ async fn output_file(state: &AppState, file: &str) -> Result<Response, ServerErr
 }
 
 /// 200 once the default model is loaded, 503 before (or if it failed to load).
-async fn health(State(state): State<AppState>) -> Result<Json<Value>, ServerError> {
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "Ready", body = crate::openapi::Health),
+        (status = 503, description = "Loading the model, or it failed to load", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Value>, ServerError> {
     let shared = &state.0;
     match state.readiness() {
         Readiness::Ready => {
@@ -515,7 +542,9 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ServerErro
 }
 
 /// GET /metrics: Prometheus text format.
-async fn metrics(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let queue = &state.0.queue;
     crate::metrics::set_queue(
         queue.waiting(),
@@ -531,7 +560,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// GET /v1/get-user-credits: the caller's balance, as the hosted account endpoint answers.
-async fn user_credits(Extension(Caller(caller)): Extension<Caller>) -> Json<Value> {
+#[utoipa::path(get, path = "/v1/get-user-credits", tag = "v1",
+    responses((status = 200, description = "The calling key's balance", body = crate::emulation::Balance),
+        (status = 401, description = "Missing or invalid x-api-key", body = crate::openapi::ErrorBody)),
+    security((), ("api_key" = [])))]
+pub(crate) async fn user_credits(Extension(Caller(caller)): Extension<Caller>) -> Json<Value> {
     Json(json!(caller.balance()))
 }
 

@@ -228,7 +228,7 @@ impl KeyEntry {
 }
 
 /// A credit balance: paid and free credits (free ones are spent first).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Balance {
     pub credits: f64,
     #[serde(rename = "free-credits")]

@@ -12,7 +12,7 @@ const FIRST: u64 = u64::MAX;
 const SECOND: u64 = u64::MAX - 1;
 
 /// A latency model, as flags build it and the admin API shows and replaces it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "model", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Latency {
     /// No emulated latency: jobs take what the engine takes.

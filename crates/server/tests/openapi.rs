@@ -1,0 +1,142 @@
+//! The OpenAPI document: the committed copy (docs/openapi.json) is what the code generates,
+//! the server serves it, it documents every route the router answers, and the docs page is
+//! built in (no outside assets, no validator badge).
+//! After changing the API: `UPRES_BLESS=1 cargo test -p upres-server --test openapi`.
+
+mod common;
+
+use std::path::Path;
+
+use axum::http::StatusCode;
+use common::*;
+use serde_json::Value;
+
+fn committed() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json")
+}
+
+#[test]
+fn the_committed_document_is_current() {
+    let generated = upres_server::openapi_document();
+    if std::env::var_os("UPRES_BLESS").is_some() {
+        std::fs::write(committed(), &generated).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(committed()).unwrap_or_default();
+    assert!(
+        on_disk == generated,
+        "docs/openapi.json is stale: run UPRES_BLESS=1 cargo test -p upres-server --test openapi"
+    );
+}
+
+#[tokio::test]
+async fn the_server_serves_it_and_it_covers_every_route() {
+    let server = TestServer::start(
+        &["--admin-key", "adm"],
+        scripted(Gate::default(), Default::default()),
+    )
+    .await;
+    let (status, served) = json(
+        client()
+            .get(format!("{}/api-doc/openapi.json", server.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let generated: Value = serde_json::from_str(&upres_server::openapi_document()).unwrap();
+    assert_eq!(served, generated);
+    let paths = served["paths"].as_object().unwrap();
+    for (method, route) in [
+        ("post", "/v1/{slug}"),
+        ("post", "/{slug}"),
+        ("post", "/v2/{slug}"),
+        ("get", "/v2/requests/{id}/status"),
+        ("get", "/v2/requests/{id}"),
+        ("get", "/v1/requests/{id}"),
+        ("get", "/outputs/{file}"),
+        ("get", "/health"),
+        ("get", "/metrics"),
+        ("get", "/v1/get-user-credits"),
+        ("get", "/admin/emulation"),
+        ("put", "/admin/faults"),
+        ("delete", "/admin/faults/{name}"),
+        ("put", "/admin/latency"),
+        ("post", "/admin/keys/{name}/credits"),
+        ("get", "/admin/stats"),
+        ("post", "/admin/reset"),
+    ] {
+        assert!(
+            paths.get(route).and_then(|p| p.get(method)).is_some(),
+            "{method} {route} undocumented"
+        );
+        // ... and the router really has it (anything but 404 for an unknown path, 405).
+        let probe = route
+            .replace("{slug}", SLUG)
+            .replace("{id}", "x")
+            .replace("{file}", "x.png")
+            .replace("{name}", "x");
+        let answer = client()
+            .request(
+                method.to_uppercase().parse().unwrap(),
+                format!("{}{probe}", server.url),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(
+            answer.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {route}"
+        );
+        if answer.status() == StatusCode::NOT_FOUND {
+            let (_, body) = json(answer).await;
+            assert!(
+                !body["error"].as_str().unwrap().starts_with("No route"),
+                "{method} {route} is not served"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_docs_page_is_built_in() {
+    let server = TestServer::start(&[], scripted(Gate::default(), Default::default())).await;
+    let page = client()
+        .get(format!("{}/docs/", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    for asset in [
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-initializer.js",
+    ] {
+        assert!(
+            html.contains(&format!("./{asset}")),
+            "{asset} is not served locally"
+        );
+        let served = client()
+            .get(format!("{}/docs/{asset}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(served.status(), StatusCode::OK, "{asset}");
+    }
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "an outside load in the page"
+    );
+    let init = client()
+        .get(format!("{}/docs/swagger-initializer.js", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains("\"validatorUrl\": \"none\""), "{init}");
+    assert!(init.contains("/api-doc/openapi.json"));
+}
