@@ -110,12 +110,18 @@ async fn observe(request: Request, next: Next) -> Response {
         .extensions()
         .get::<RouteTemplate>()
         .map_or("unmatched".to_string(), |t| t.0.as_str().to_string());
-    let labels = [("route", route), ("method", method.to_string())];
-    metrics::histogram!("upres_http_request_duration_seconds", &labels).record(seconds);
-    let [route, method_label] = labels;
+    let method_name = method.to_string();
+    metrics::histogram!(
+        "upres_http_request_duration_seconds",
+        "route" => route.clone(),
+        "method" => method_name.clone()
+    )
+    .record(seconds);
     metrics::counter!(
         "upres_http_requests_total",
-        &[route, method_label, ("status", status.to_string())]
+        "route" => route,
+        "method" => method_name,
+        "status" => status.to_string()
     )
     .increment(1);
     let ms = seconds * 1000.0;

@@ -37,13 +37,18 @@ pub struct Account {
 impl Account {
     /// The caller of an open server (no key configured).
     pub fn anonymous() -> Arc<Self> {
-        Arc::new(Account {
-            name: "anonymous".into(),
-            key: String::new(),
-            limiter: None,
-            wallet: None,
-            models: None,
-        })
+        static ANONYMOUS: std::sync::OnceLock<Arc<Account>> = std::sync::OnceLock::new();
+        ANONYMOUS
+            .get_or_init(|| {
+                Arc::new(Account {
+                    name: "anonymous".into(),
+                    key: String::new(),
+                    limiter: None,
+                    wallet: None,
+                    models: None,
+                })
+            })
+            .clone()
     }
 
     /// The balance; a key without one shows a constant, unlimited-looking balance.
