@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
 # Tools only the tests need. Run by `make test`.
-#   promtool (Debian apt, package prometheus, exact version; apt checks each package against
-#     the signed archive index): lints GET /metrics in crates/server/tests/metrics.rs. Needs
-#     root or sudo the first time.
+#   From Debian's apt, by exact version (apt checks each package against the signed archive
+#   index); needs root or sudo the first time:
+#     promtool (package prometheus): lints GET /metrics in crates/server/tests/metrics.rs.
+#     chromium + chromium-driver: the browser tests of / and /docs in
+#       crates/server/tests/browser.rs.
 #   schemathesis (PyPI, pinned with hashes, in its own venv .venv-schemathesis so its
 #     dependencies never meet the SDK's): fuzzes the OpenAPI document in
 #     crates/server/tests/openapi.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian keeps only the newest point release of a package: when it moves on, update the pin.
-if command -v promtool >/dev/null; then
-    echo "promtool: ok"
+# Debian keeps only the newest point release of a package: when it moves on, update the pins.
+chromium_version=150.0.7871.100-1~deb12u1
+apt_packages=()
+command -v promtool >/dev/null || apt_packages+=(prometheus=2.42.0+ds-5+deb12u1)
+command -v chromedriver >/dev/null && command -v chromium >/dev/null ||
+    apt_packages+=("chromium=$chromium_version" "chromium-common=$chromium_version"
+        "chromium-driver=$chromium_version")
+if [ ${#apt_packages[@]} -eq 0 ]; then
+    echo "promtool, chromium, chromedriver: ok"
 else
     sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)
     "${sudo[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
-        prometheus=2.42.0+ds-5+deb12u1
-    echo "promtool: installed"
+        "${apt_packages[@]}"
+    echo "installed: ${apt_packages[*]}"
 fi
 
 python=${PYTHON:-python3}

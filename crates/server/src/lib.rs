@@ -15,6 +15,7 @@ mod jobs;
 mod metrics;
 mod openapi;
 mod params;
+mod playground;
 mod queue;
 mod routes;
 mod state;
@@ -34,7 +35,7 @@ pub use openapi::document as openapi_document;
 pub use params::JobSpec;
 pub use routes::{app, MODEL_SLUG};
 pub use state::{AppState, Readiness};
-pub use upscaler::{EngineKind, Upscaler};
+pub use upscaler::{EngineKind, OfferedModel, Upscaler};
 
 /// `upres serve`: loads the engine, listens, and serves until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {

@@ -24,6 +24,7 @@ use crate::jobs::Metrics;
         crate::routes::output,
         crate::routes::health,
         crate::routes::metrics,
+        crate::routes::models,
         crate::routes::user_credits,
         crate::admin::overview,
         crate::admin::rules,

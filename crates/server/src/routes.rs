@@ -43,8 +43,10 @@ pub fn app(state: AppState) -> Router {
         .route("/outputs/{file}", get(output))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/models", get(models))
         .merge(api)
-        .merge(crate::openapi::docs());
+        .merge(crate::openapi::docs())
+        .merge(crate::playground::routes());
     if state.0.admin_key.is_some() {
         router = router.merge(crate::admin::routes(state.clone()));
     }
@@ -563,6 +565,31 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         crate::metrics::handle().render(),
     )
         .into_response()
+}
+
+/// What GET /models answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ModelList {
+    /// The model a request that names none gets.
+    default_model: String,
+    /// Whether model calls need an `x-api-key`.
+    api_key_required: bool,
+    /// The load-testing engine's name, when jobs run on one instead of the models.
+    engine: Option<&'static str>,
+    models: Vec<crate::upscaler::OfferedModel>,
+}
+
+/// GET /models: the installed models a request may name in `model`, with their scales.
+#[utoipa::path(get, path = "/models", tag = "operations",
+    responses((status = 200, description = "The installed models", body = ModelList)))]
+pub(crate) async fn models(State(state): State<AppState>) -> Json<ModelList> {
+    let shared = &state.0;
+    Json(ModelList {
+        default_model: shared.default_model.clone(),
+        api_key_required: !shared.accounts.is_empty(),
+        engine: shared.stand_in,
+        models: shared.upscaler.offered_models(),
+    })
 }
 
 /// GET /v1/get-user-credits: the caller's balance, as the hosted account endpoint answers.

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use serde::Serialize;
 use upres_engine::{Engine, Image, OutputFormat, Resample, UpscaleRequest};
 
 use crate::error::ServerError;
@@ -28,6 +29,24 @@ pub trait Upscaler: Send + Sync + 'static {
     fn stand_in(&self) -> Option<&'static str> {
         None
     }
+
+    /// The models a request may name (GET /models, the playground's model list).
+    fn offered_models(&self) -> Vec<OfferedModel> {
+        Vec::new()
+    }
+}
+
+/// An installed model, as GET /models lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct OfferedModel {
+    pub id: String,
+    /// The values `desired_increase` may take with this model.
+    pub scales: Vec<u32>,
+    /// `faithful`, `GAN` or `fast`, when the manifest lists the model.
+    pub look: Option<&'static str>,
+    pub description: Option<String>,
+    /// SPDX id of the weights' license.
+    pub license: Option<String>,
 }
 
 impl<F> Upscaler for F
@@ -59,6 +78,21 @@ impl Upscaler for Engine {
         run_job(self, input, spec, |image, request| {
             self.upscale(image, request)
         })
+    }
+
+    fn offered_models(&self) -> Vec<OfferedModel> {
+        self.models()
+            .map(|model| OfferedModel {
+                id: model.id.clone(),
+                scales: [2, 4]
+                    .into_iter()
+                    .filter(|&s| model.plan(s).is_ok())
+                    .collect(),
+                look: model.catalog.and_then(|c| c.look).map(|l| l.as_str()),
+                description: model.catalog.map(|c| c.description.clone()),
+                license: model.catalog.map(|c| c.license.spdx.clone()),
+            })
+            .collect()
     }
 }
 
@@ -113,6 +147,10 @@ impl Upscaler for FastEngine {
 
     fn stand_in(&self) -> Option<&'static str> {
         Some(self.name)
+    }
+
+    fn offered_models(&self) -> Vec<OfferedModel> {
+        self.engine.offered_models()
     }
 }
 

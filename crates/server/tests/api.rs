@@ -577,3 +577,37 @@ async fn http2_without_tls_works_beside_http1() {
         .unwrap();
     assert_eq!(http1.version(), reqwest::Version::HTTP_11);
 }
+
+/// The playground's files are built in, open without a key, and sent with a CSP that allows
+/// nothing from elsewhere (the browser test in browser.rs runs the page itself).
+#[tokio::test]
+async fn playground_is_served_with_a_strict_content_security_policy() {
+    let server = TestServer::start(&["--api-keys", "k1"], echo()).await;
+    for (path, kind, contains) in [
+        ("/", "text/html", "/playground/app.js"),
+        ("/playground/app.js", "text/javascript", "/v1/"),
+        ("/playground/app.css", "text/css", ".compare"),
+    ] {
+        let response = client()
+            .get(format!("{}{path}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers().clone();
+        assert!(
+            headers["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "connect-src 'self'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert!(response.text().await.unwrap().contains(contains), "{path}");
+    }
+}

@@ -175,3 +175,70 @@ async fn moderation_blocks_name_the_check() {
         StatusCode::OK
     );
 }
+
+/// GET /models lists what the engine has installed, each with the scales a request may ask
+/// for, and says whether keys are needed and which load-testing engine runs.
+#[tokio::test]
+async fn models_lists_the_installed_models_and_their_scales() {
+    let server = TestServer::start(&SLIM, engine()).await;
+    let (status, offer) = json(
+        client()
+            .get(format!("{}/models", server.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(offer["default_model"], "esrgan-slim");
+    assert_eq!(offer["api_key_required"], false);
+    assert_eq!(offer["engine"], serde_json::Value::Null);
+    let listed: Vec<&str> = offer["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    let installed: Vec<String> = engine().models().map(|m| m.id.clone()).collect();
+    assert_eq!(listed, installed);
+    // Every listed scale works, and only those: checked against the engine's own plan.
+    for model in offer["models"].as_array().unwrap() {
+        let info = engine()
+            .model(model["id"].as_str().unwrap())
+            .unwrap()
+            .clone();
+        let can: Vec<u32> = [2, 4]
+            .into_iter()
+            .filter(|&s| info.plan(s).is_ok())
+            .collect();
+        assert_eq!(model["scales"], json!(can), "{model}");
+        assert!(!can.is_empty(), "{model}");
+    }
+    let slim = &offer["models"][listed.iter().position(|id| *id == "esrgan-slim").unwrap()];
+    assert_eq!(
+        (slim["look"].as_str(), slim["license"].as_str()),
+        (Some("fast"), Some("MIT"))
+    );
+
+    let fast = TestServer::start(
+        &["--api-keys", "k1", "--engine", "fast-nearest"],
+        upres_server::EngineKind::FastNearest.upscaler(engine()),
+    )
+    .await;
+    let (_, offer) = json(
+        client()
+            .get(format!("{}/models", fast.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (
+            offer["api_key_required"].as_bool(),
+            offer["engine"].as_str()
+        ),
+        (Some(true), Some("fast-nearest"))
+    );
+    assert_eq!(offer["models"].as_array().unwrap().len(), installed.len());
+}
