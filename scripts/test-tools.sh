@@ -42,3 +42,9 @@ else
     echo "$want" >"$stamp"
     echo "schemathesis: installed"
 fi
+
+# The GPU build of ONNX Runtime (PyPI onnxruntime-gpu, pinned with sha256 in
+# models/manifest.json) into .cache/onnxruntime-gpu: the CUDA image's final stage is replayed
+# with it in crates/cli/tests/docker.rs. The models are the ones `make setup` installed.
+# shellcheck disable=SC2086
+UPRES_GPU_RUNTIME=1 scripts/setup.sh ${MODELS:-}

@@ -1,12 +1,12 @@
 //! The binary outside the checkout: `scripts/install.sh` puts it, ONNX Runtime and the models
 //! in place, and it works from any folder; without them it says where it looked.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
-fn workspace() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
+use common::workspace;
 
 /// `upres` run in `dir` with only the given upres settings in its environment.
 fn upres_in(
@@ -25,8 +25,20 @@ fn upres_in(
     command.envs(env.iter().copied()).output().unwrap()
 }
 
+/// `scripts/install.sh` the way a user runs it: `cargo install --path crates/cli` (into the
+/// workspace's target folder, so the release build of this test run is reused).
 #[test]
-fn the_installed_binary_works_from_any_folder() {
+fn a_cargo_installed_binary_works_from_any_folder() {
+    installed_binary_works_from_any_folder(&[]);
+}
+
+/// `scripts/install.sh --binary`: a copied, already built binary.
+#[test]
+fn a_copied_binary_works_from_any_folder() {
+    installed_binary_works_from_any_folder(&["--binary", env!("CARGO_BIN_EXE_upres")]);
+}
+
+fn installed_binary_works_from_any_folder(install_args: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let (prefix, home, work) = (
         tmp.path().join("prefix"),
@@ -34,8 +46,17 @@ fn the_installed_binary_works_from_any_folder() {
         tmp.path().join("work"),
     );
     std::fs::create_dir(&work).unwrap();
-    let install = Command::new(workspace().join("scripts/install.sh"))
-        .args(["--binary", env!("CARGO_BIN_EXE_upres")])
+    let mut install = Command::new(workspace().join("scripts/install.sh"));
+    // As from a shell: without the variables `cargo test` sets, which would make cargo
+    // rebuild what their build scripts watch.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CARGO_") && name != "CARGO_HOME" {
+            install.env_remove(name);
+        }
+    }
+    let install = install
+        .args(install_args)
+        .env("CARGO_TARGET_DIR", workspace().join("target"))
         .env("PREFIX", &prefix)
         .env("UPRES_HOME", &home)
         .output()

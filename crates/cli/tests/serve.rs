@@ -1,12 +1,13 @@
 //! `upres serve` as a user runs it: the real binary, JSON logs on stderr, real HTTP.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use base64::Engine as _;
+use common::{exchange, v1_request};
 
 /// The server process; killed when dropped.
 struct Server {
@@ -61,31 +62,6 @@ fn serve(flags: &[&str]) -> Server {
         }
     }
     panic!("the server did not get ready");
-}
-
-/// One HTTP/1.1 exchange; returns the status line and headers, lower-cased, and the body.
-fn exchange(address: &str, request: &str) -> (String, Vec<u8>) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&response[..split]).to_lowercase();
-    (head, response[split + 4..].to_vec())
-}
-
-fn v1_request(address: &str, request_id: Option<&str>) -> String {
-    let mut png = Vec::new();
-    image::DynamicImage::new_rgba8(6, 4)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .unwrap();
-    let image = base64::engine::general_purpose::STANDARD.encode(png);
-    let body = format!(r#"{{"image": "data:image/png;base64,{image}", "desired_increase": 2}}"#);
-    let id = request_id.map_or(String::new(), |id| format!("x-request-id: {id}\r\n"));
-    format!(
-        "POST /v1/bria-increase-resolution HTTP/1.1\r\nhost: {address}\r\n{id}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
 }
 
 /// The request id the response carries.

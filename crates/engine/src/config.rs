@@ -20,7 +20,7 @@ pub struct EngineArgs {
     /// Threads per inference (ONNX Runtime intra-op threads); 0 = one per core.
     #[arg(long, env = "UPRES_THREADS", default_value_t = 0)]
     pub threads: usize,
-    /// Where inference runs: cpu, or cuda (needs the `cuda` build; falls back to cpu).
+    /// Where inference runs: cpu, or cuda (needs ONNX Runtime's GPU build; falls back to cpu).
     #[arg(long, env = "UPRES_DEVICE", default_value = "cpu")]
     pub device: Device,
     /// Tile size in input pixels.

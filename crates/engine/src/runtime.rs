@@ -14,8 +14,8 @@ use crate::error::{EngineError, Result};
 pub enum Device {
     #[default]
     Cpu,
-    /// CUDA execution provider (needs the `cuda` cargo feature and ONNX Runtime's GPU build);
-    /// falls back to CPU with a warning when no GPU is usable.
+    /// CUDA execution provider (needs ONNX Runtime's GPU build, CUDA 13 and a GPU); falls back
+    /// to CPU with a warning when any of them is missing.
     Cuda,
 }
 
@@ -66,29 +66,21 @@ pub fn load_session(
         builder = builder.with_intra_threads(intra_threads)?;
     }
     if device == Device::Cuda {
-        builder = with_cuda(builder)?;
+        builder = with_cuda(builder);
     }
     Ok(builder.commit_from_file(model)?)
 }
 
-#[cfg(feature = "cuda")]
+/// Adds the CUDA execution provider, or warns and stays on CPU when it cannot be used (a CPU
+/// build of ONNX Runtime, no CUDA libraries, no GPU).
 fn with_cuda(
     builder: ort::session::builder::SessionBuilder,
-) -> Result<ort::session::builder::SessionBuilder> {
+) -> ort::session::builder::SessionBuilder {
     let cuda = ort::ep::CUDA::default().build().error_on_failure();
-    match builder.with_execution_providers([cuda]) {
-        Ok(b) => Ok(b),
-        Err(e) => {
+    builder
+        .with_execution_providers([cuda])
+        .unwrap_or_else(|e| {
             tracing::warn!("CUDA is not usable ({e}); running on CPU");
-            Ok(e.recover())
-        }
-    }
-}
-
-#[cfg(not(feature = "cuda"))]
-fn with_cuda(
-    builder: ort::session::builder::SessionBuilder,
-) -> Result<ort::session::builder::SessionBuilder> {
-    tracing::warn!("this build has no CUDA support (cargo feature `cuda`); running on CPU");
-    Ok(builder)
+            e.recover()
+        })
 }
