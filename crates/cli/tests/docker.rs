@@ -268,7 +268,10 @@ fn run_the_image(dockerfile: &str, expected: Option<&str>) {
             .unwrap_or_else(|e| panic!("{dockerfile}: not a JSON log line ({e}): {line}"));
     }
     if let Some(expected) = expected {
-        assert!(log.contains(expected), "{dockerfile}: no {expected:?} in\n{log}");
+        assert!(
+            log.contains(expected),
+            "{dockerfile}: no {expected:?} in\n{log}"
+        );
     }
 }
 

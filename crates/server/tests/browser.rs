@@ -336,7 +336,8 @@ async fn playground_upscales_an_upload_x2_and_x4_with_nothing_from_outside() {
     let Some(browser) = Browser::launch(&unplugged_network().await).await else {
         return;
     };
-    let server = TestServer::start(&["--api-keys", "sk-play"], engine()).await;
+    let server =
+        TestServer::start(&["--api-keys", "sk-play", "--allow-private-urls"], engine()).await;
     let files = tempfile::tempdir().unwrap();
     let (width, height) = (96, 80);
     let upload = photo(files.path(), width, height);
@@ -451,6 +452,23 @@ async fn playground_upscales_an_upload_x2_and_x4_with_nothing_from_outside() {
             .eval("document.getElementById('compare').style.getPropertyValue('--split')")
             .await,
         "30%"
+    );
+
+    // An image URL: the server fetches it; the page never loads it, so there is no "before".
+    let host = image_host(png(20, 12, false)).await;
+    browser.type_into("#url", &format!("{host}/img.png")).await;
+    upscale(&browser, 2).await;
+    let status = browser.text("status").await;
+    assert!(status.starts_with("Done in "), "URL: {status}");
+    assert_eq!(
+        browser
+            .eval("[document.getElementById('before').getAttribute('src'), document.getElementById('after').naturalWidth, document.getElementById('compare').classList.contains('after-only')]")
+            .await,
+        json!([null, 40, true])
+    );
+    assert_eq!(
+        browser.text("input-size").await,
+        "20 × 12 (fetched by the server)"
     );
 
     assert_only_from(
