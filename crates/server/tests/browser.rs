@@ -214,6 +214,15 @@ impl Browser {
         }
     }
 
+    /// Sets a form control's value as a user would, with the event the page listens to.
+    async fn set(&self, id: &str, value: &str, event: &str) {
+        self.eval(&format!(
+            "(() => {{ const c = document.getElementById('{id}'); c.value = '{value}'; \
+             c.dispatchEvent(new Event('{event}')); return true; }})()"
+        ))
+        .await;
+    }
+
     async fn text(&self, id: &str) -> String {
         self.eval(&format!("document.getElementById('{id}').textContent"))
             .await
@@ -405,15 +414,8 @@ async fn playground_upscales_an_upload_x2_and_x4_with_nothing_from_outside() {
 
     // x2 with the fast model, then x4 with the default one.
     browser.type_into("#api-key", "sk-play").await;
-    browser
-        .eval("(() => { const s = document.getElementById('model'); s.value = 'esrgan-slim'; s.dispatchEvent(new Event('change')); return true; })()")
-        .await;
     for (scale, model) in [(2, "esrgan-slim"), (4, "span")] {
-        if model == "span" {
-            browser
-                .eval("(() => { const s = document.getElementById('model'); s.value = 'span'; s.dispatchEvent(new Event('change')); return true; })()")
-                .await;
-        }
+        browser.set("model", model, "change").await;
         upscale(&browser, scale).await;
         let status = browser.text("status").await;
         assert!(status.starts_with("Done in "), "x{scale} {model}: {status}");
@@ -444,9 +446,7 @@ async fn playground_upscales_an_upload_x2_and_x4_with_nothing_from_outside() {
     }
 
     // The slider moves the split between before and after.
-    browser
-        .eval("(() => { const s = document.getElementById('split'); s.value = 30; s.dispatchEvent(new Event('input')); return true; })()")
-        .await;
+    browser.set("split", "30", "input").await;
     assert_eq!(
         browser
             .eval("document.getElementById('compare').style.getPropertyValue('--split')")
@@ -491,9 +491,8 @@ async fn playground_upscales_an_upload_x2_and_x4_with_nothing_from_outside() {
     assert!(errors.is_empty(), "console errors: {errors:?}");
 
     if std::env::var_os("UPRES_BLESS").is_some() {
-        browser
-            .eval("(() => { const s = document.getElementById('split'); s.value = 50; s.dispatchEvent(new Event('input')); document.getElementById('api-key').value = ''; return true; })()")
-            .await;
+        browser.set("split", "50", "input").await;
+        browser.set("api-key", "", "input").await;
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/playground.png");
         std::fs::write(&path, browser.screenshot().await).unwrap();
         eprintln!("wrote {}", path.display());
