@@ -5,6 +5,8 @@
 #     promtool (package prometheus): lints GET /metrics in crates/server/tests/metrics.rs.
 #     chromium + chromium-driver: the browser tests of / and /docs in
 #       crates/server/tests/browser.rs.
+#     redis-server: the tests of several replicas sharing jobs (each test starts its own on a
+#       free port; the package's system service is not used).
 #   schemathesis (PyPI, pinned with hashes, in its own venv .venv-schemathesis so its
 #     dependencies never meet the SDK's): fuzzes the OpenAPI document in
 #     crates/server/tests/openapi.rs.
@@ -13,13 +15,16 @@ cd "$(dirname "$0")/.."
 
 # Debian keeps only the newest point release of a package: when it moves on, update the pins.
 chromium_version=150.0.7871.100-1~deb12u1
+redis_version=5:7.0.15-1~deb12u7
 apt_packages=()
 command -v promtool >/dev/null || apt_packages+=(prometheus=2.42.0+ds-5+deb12u1)
 command -v chromedriver >/dev/null && command -v chromium >/dev/null ||
     apt_packages+=("chromium=$chromium_version" "chromium-common=$chromium_version"
         "chromium-driver=$chromium_version")
+command -v redis-server >/dev/null ||
+    apt_packages+=("redis-server=$redis_version" "redis-tools=$redis_version")
 if [ ${#apt_packages[@]} -eq 0 ]; then
-    echo "promtool, chromium, chromedriver: ok"
+    echo "promtool, chromium, chromedriver, redis-server: ok"
 else
     sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use upres_engine::EngineArgs;
 
+use crate::cluster::ClusterArgs;
 use crate::emulation::EmulationArgs;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -82,10 +83,12 @@ pub struct ServeArgs {
     pub engine: EngineArgs,
     #[command(flatten)]
     pub emulation: EmulationArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// Parses a number of seconds (fractions allowed) into a duration.
-fn seconds(text: &str) -> Result<Duration, String> {
+pub(crate) fn seconds(text: &str) -> Result<Duration, String> {
     let value: f64 = text
         .parse()
         .map_err(|_| format!("'{text}' is not a number of seconds"))?;

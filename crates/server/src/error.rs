@@ -74,6 +74,9 @@ pub enum ServerError {
     ShuttingDown,
     #[error("not ready: {0}")]
     NotReady(String),
+    /// The cluster's Redis (or blob store) cannot be reached; the replica recovers by itself.
+    #[error("the job store is unavailable: {0}")]
+    StoreUnavailable(String),
     #[error("the job crashed: {0}")]
     Panic(String),
     #[error("{0}")]
@@ -124,7 +127,9 @@ impl ServerError {
             ServerError::Blocked { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ServerError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             ServerError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
-            ServerError::ShuttingDown | ServerError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServerError::ShuttingDown
+            | ServerError::NotReady(_)
+            | ServerError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServerError::Engine(_)
             | ServerError::InjectedFailure(_)
             | ServerError::Panic(_)
@@ -150,6 +155,8 @@ impl IntoResponse for ServerError {
             | ServerError::RateLimited { retry_after } => Some(retry_after),
             // An injected 429 has no real limit behind it: a retry a second later is fair.
             ServerError::Injected { status: 429, .. } => Some(1),
+            // Redis is back within seconds in most outages; the replica reconnects by itself.
+            ServerError::StoreUnavailable(_) => Some(2),
             _ => None,
         };
         if let ServerError::InsufficientCredits { remaining } = self {

@@ -21,6 +21,8 @@ use crate::emulation::Hold;
 pub enum Output {
     Memory(Bytes),
     Spooled(PathBuf),
+    /// In the cluster's blob store, under this key.
+    Blob(String),
 }
 
 #[derive(Debug, Clone)]
@@ -65,18 +67,22 @@ impl Metrics {
         started: Option<Instant>,
         finished: Option<Instant>,
     ) -> Self {
-        let secs = |from: Instant, to: Instant| {
-            Some(((to - from).as_secs_f64() * 1000.0).round() / 1000.0)
-        };
+        let after = |t: Instant| (t - submitted).as_secs_f64();
+        Self::from_offsets(started.map(after), finished.map(after))
+    }
+
+    /// Times from the seconds after submission at which the job started and ended.
+    pub fn from_offsets(started: Option<f64>, finished: Option<f64>) -> Self {
+        let round = |seconds: f64| Some((seconds * 1000.0).round() / 1000.0);
         Metrics {
             cost: None,
             remaining_credits: None,
-            queue_time: started.or(finished).and_then(|s| secs(submitted, s)),
+            queue_time: started.or(finished).and_then(round),
             inference_time: match (started, finished) {
-                (Some(s), Some(f)) => secs(s, f),
+                (Some(s), Some(f)) => round(f - s),
                 _ => None,
             },
-            total_time: finished.and_then(|f| secs(submitted, f)),
+            total_time: finished.and_then(round),
         }
     }
 }
@@ -148,8 +154,7 @@ impl JobStore {
     }
 
     /// Adds a QUEUED job.
-    pub fn insert(&self) -> Uuid {
-        let id = Uuid::new_v4();
+    pub fn insert(&self, id: Uuid) {
         let now = Instant::now();
         self.jobs.insert(
             id,
@@ -167,7 +172,6 @@ impl JobStore {
             .unwrap_or_else(|p| p.into_inner())
             .push_back((now + self.ttl, id));
         self.wake_purger.notify_one();
-        id
     }
 
     /// The job, unless unknown or expired.
@@ -273,6 +277,7 @@ impl JobStore {
                     tracing::warn!(path = %path.display(), %err, "could not delete a spooled output");
                 }
             }
+            Output::Blob(_) => {}
         }
     }
 
@@ -333,8 +338,9 @@ mod tests {
     async fn jobs_expire_and_their_outputs_go_with_them() {
         let spool = tempfile::tempdir().unwrap();
         let store = JobStore::start(Duration::from_secs(60), 10, Some(spool.path())).unwrap();
-        let small = store.insert();
-        let big = store.insert();
+        let (small, big) = (Uuid::new_v4(), Uuid::new_v4());
+        store.insert(small);
+        store.insert(big);
         assert!(store.begin(&small, Instant::now()));
         store.complete(&small, vec![1; 8], None).await.unwrap();
         store.complete(&big, vec![2; 8], None).await.unwrap();

@@ -7,6 +7,7 @@
 
 mod admin;
 mod args;
+mod cluster;
 pub mod emulation;
 mod error;
 mod fetch;
@@ -19,6 +20,7 @@ mod playground;
 mod queue;
 mod routes;
 mod state;
+mod store;
 mod upscaler;
 
 use std::future::{Future, IntoFuture};
@@ -110,7 +112,7 @@ pub async fn run(
     );
     tokio::select! {
         ended = &mut server => {
-            shared.jobs.close();
+            shared.local_jobs.close();
             return ended.map_err(|e| ServerError::Config(format!("server task: {e}")))?.map_err(ServerError::Io);
         }
         () = shutdown => {}
@@ -128,10 +130,11 @@ pub async fn run(
     if !jobs_done {
         tracing::warn!("running jobs did not finish within the shutdown timeout");
     }
+    shared.jobs.release_running().await;
     if server_done.is_err() {
         tracing::warn!("open connections did not close within the shutdown timeout");
     }
-    shared.jobs.close();
+    shared.local_jobs.close();
     Ok(())
 }
 

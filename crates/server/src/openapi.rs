@@ -165,6 +165,8 @@ pub struct Health {
     workers: u32,
     queued: usize,
     outputs_in_memory_bytes: usize,
+    /// Where v2 jobs live: `memory` (this process) or `redis` (shared by replicas).
+    store: String,
     /// Only when a fast (load-testing) engine runs the jobs.
     engine: Option<String>,
 }

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use crate::error::ServerError;
 
 /// What a job does to its image (everything but the image itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobSpec {
     /// Installed model id (the request's `model` extension field, else the server default).
     pub model: String,

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::cluster::{Claim, Claimed, Cluster};
 use crate::emulation::Hold;
 use crate::error::ServerError;
 use crate::jobs::{JobStore, Metrics};
@@ -27,7 +28,8 @@ use crate::upscaler::Upscaler;
 
 /// A place in the queue, held from admission until a worker starts the job.
 pub struct Slot {
-    _permit: OwnedSemaphorePermit,
+    /// None for a job claimed from the cluster: it waited in Redis, not here.
+    _permit: Option<OwnedSemaphorePermit>,
     submitted: Instant,
 }
 
@@ -56,6 +58,8 @@ enum Target {
     Sync(SyncReply),
     /// v2: the job record.
     Job(Uuid),
+    /// v2 in a cluster: a job this replica claimed from Redis.
+    Claimed(Claim, Arc<Cluster>),
 }
 
 struct Task {
@@ -75,6 +79,8 @@ impl Task {
                 let _ = reply.send(Err(error));
             }
             Target::Job(id) => jobs.fail(&id, error.to_string()),
+            // Not started: it goes back to another replica after its lease.
+            Target::Claimed(..) => {}
         }
     }
 }
@@ -103,6 +109,7 @@ impl Queue {
         depth: u32,
         upscaler: Arc<dyn Upscaler>,
         jobs: Arc<JobStore>,
+        cluster: Option<Arc<Cluster>>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let queue = Queue {
@@ -118,19 +125,19 @@ impl Queue {
             average_run_ms: Arc::default(),
             running: Arc::default(),
         };
-        tokio::spawn(
-            Dispatcher {
-                rx,
-                places: queue.places.clone(),
-                workers: Arc::new(Semaphore::new(workers as usize)),
-                stop: queue.stop.clone(),
-                upscaler,
-                jobs: queue.jobs.clone(),
-                average_run_ms: queue.average_run_ms.clone(),
-                running: queue.running.clone(),
-            }
-            .run(),
-        );
+        let runner = Arc::new(Runner {
+            places: queue.places.clone(),
+            workers: Arc::new(Semaphore::new(workers as usize)),
+            stop: queue.stop.clone(),
+            upscaler,
+            jobs: queue.jobs.clone(),
+            average_run_ms: queue.average_run_ms.clone(),
+            running: queue.running.clone(),
+        });
+        if let Some(cluster) = cluster {
+            tokio::spawn(claim_jobs(runner.clone(), cluster));
+        }
+        tokio::spawn(Dispatcher { rx, runner }.run());
         queue
     }
 
@@ -148,7 +155,7 @@ impl Queue {
                     retry_after: self.retry_after(),
                 })?;
         Ok(Slot {
-            _permit: permit,
+            _permit: Some(permit),
             submitted: Instant::now(),
         })
     }
@@ -232,8 +239,8 @@ impl Queue {
     }
 }
 
-struct Dispatcher {
-    rx: mpsc::UnboundedReceiver<Task>,
+/// What runs jobs: places, engine workers, and the counters.
+struct Runner {
     places: Arc<Semaphore>,
     workers: Arc<Semaphore>,
     stop: CancellationToken,
@@ -243,31 +250,43 @@ struct Dispatcher {
     running: Arc<AtomicUsize>,
 }
 
+/// Starts the local queue's tasks (v1, and v2 without a cluster) in order as places free up.
+struct Dispatcher {
+    rx: mpsc::UnboundedReceiver<Task>,
+    runner: Arc<Runner>,
+}
+
 impl Dispatcher {
     async fn run(mut self) {
         loop {
-            // A place first, then the oldest task: a task leaves the queue only to start.
-            let place = tokio::select! {
-                biased;
-                _ = self.stop.cancelled() => break,
-                place = self.places.clone().acquire_owned() => place.expect("the place semaphore is never closed"),
-            };
+            // The oldest task, then a place for it (waiting without one, so that a cluster's
+            // claims get places too). The task keeps its queue slot until it starts.
             let task = tokio::select! {
                 biased;
-                _ = self.stop.cancelled() => break,
+                _ = self.runner.stop.cancelled() => break,
                 task = self.rx.recv() => match task {
                     Some(task) => task,
                     None => break,
                 },
             };
-            self.start(task, place);
+            let place = tokio::select! {
+                biased;
+                _ = self.runner.stop.cancelled() => {
+                    task.reject(ServerError::ShuttingDown, &self.runner.jobs);
+                    break;
+                }
+                place = self.runner.places.clone().acquire_owned() => place.expect("the place semaphore is never closed"),
+            };
+            self.runner.start(task, place);
         }
         self.rx.close();
         while let Ok(task) = self.rx.try_recv() {
-            task.reject(ServerError::ShuttingDown, &self.jobs);
+            task.reject(ServerError::ShuttingDown, &self.runner.jobs);
         }
     }
+}
 
+impl Runner {
     fn start(&self, task: Task, place: OwnedSemaphorePermit) {
         let Task {
             span,
@@ -283,6 +302,7 @@ impl Dispatcher {
         let wanted = match &target {
             Target::Sync(reply) => !reply.is_closed(),
             Target::Job(id) => self.jobs.begin(id, started),
+            Target::Claimed(..) => true,
         };
         if !wanted {
             return;
@@ -294,9 +314,17 @@ impl Dispatcher {
         let average_run_ms = self.average_run_ms.clone();
         let running = self.running.clone();
         running.fetch_add(1, Ordering::SeqCst);
+        let heartbeat = match &target {
+            Target::Claimed(claim, cluster) => Some(AbortOnDrop(tokio::spawn(keep_alive(
+                claim.clone(),
+                cluster.clone(),
+            )))),
+            _ => None,
+        };
         let job = async move {
             // Held until the outcome is stored: shutdown waits for it.
             let _place = place;
+            let _heartbeat = heartbeat;
             let Emulated {
                 latency,
                 failure,
@@ -311,7 +339,7 @@ impl Dispatcher {
                 let caller_gone = async {
                     match &mut target {
                         Target::Sync(reply) => reply.closed().await,
-                        Target::Job(_) => std::future::pending().await,
+                        Target::Job(_) | Target::Claimed(..) => std::future::pending().await,
                     }
                 };
                 tokio::select! {
@@ -339,6 +367,21 @@ impl Dispatcher {
                         jobs.fail(&id, format!("could not store the output: {err}"));
                     }
                 }
+                (Target::Claimed(claim, cluster), Ok(png)) => {
+                    let stored = cluster.complete(&claim, &png, None).await;
+                    crate::metrics::job_finished("v2", matches!(stored, Ok(true)));
+                    if let Err(err) = stored {
+                        tracing::warn!(%err, "could not record the output: the job is retried after its lease");
+                    }
+                }
+                (Target::Claimed(claim, cluster), Err(err)) => {
+                    crate::metrics::job_finished("v2", false);
+                    tracing::info!(error = %err, "job failed");
+                    let rule = failure.as_ref().map(|(rule, _)| rule.as_str());
+                    if let Err(err) = cluster.fail(&claim, &err.to_string(), rule).await {
+                        tracing::warn!(%err, "could not record the failure: the job is retried after its lease");
+                    }
+                }
                 (Target::Job(id), Err(err)) => {
                     crate::metrics::job_finished("v2", false);
                     tracing::info!(error = %err, "job failed");
@@ -350,6 +393,106 @@ impl Dispatcher {
             }
         };
         tokio::spawn(job.instrument(span));
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Renews a claimed job's lease for as long as it runs here.
+async fn keep_alive(claim: Claim, cluster: Arc<Cluster>) {
+    loop {
+        tokio::time::sleep(cluster.heartbeat_every()).await;
+        match cluster.heartbeat(&claim).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(job_id = %claim.id, "lost the lease: another replica runs this job now");
+                return;
+            }
+            Err(err) => tracing::warn!(job_id = %claim.id, %err, "heartbeat failed"),
+        }
+    }
+}
+
+/// Cluster mode: whenever a place is free, takes one v2 job from Redis (one whose replica was
+/// lost first, else a new one) and runs it like a local job; with nothing to take, waits for
+/// new work without holding the place.
+async fn claim_jobs(runner: Arc<Runner>, cluster: Arc<Cluster>) {
+    let mut prepared = false;
+    let mut wake = None;
+    let mut failing = false;
+    loop {
+        let pause = async {
+            tokio::select! {
+                () = runner.stop.cancelled() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        };
+        if runner.stop.is_cancelled() {
+            return;
+        }
+        if !prepared {
+            match cluster.prepare().await {
+                Ok(()) => prepared = true,
+                Err(err) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::error!(%err, "cannot reach Redis; retrying");
+                    }
+                    pause.await;
+                    continue;
+                }
+            }
+        }
+        let place = tokio::select! {
+            () = runner.stop.cancelled() => return,
+            place = runner.places.clone().acquire_owned() => place.expect("the place semaphore is never closed"),
+        };
+        match cluster.claim().await {
+            Ok(Claimed::Job(job)) => {
+                failing = false;
+                let span = tracing::info_span!("job", job_id = %job.claim.id, attempt = job.claim.attempt());
+                let task = Task {
+                    span,
+                    slot: Slot {
+                        _permit: None,
+                        submitted: Instant::now(),
+                    },
+                    input: job.input,
+                    spec: job.spec,
+                    target: Target::Claimed(job.claim, cluster.clone()),
+                    emulated: Emulated {
+                        latency: job.latency,
+                        failure: job.failure,
+                        hold: None,
+                    },
+                };
+                runner.start(task, place);
+            }
+            Ok(Claimed::Dropped) => failing = false,
+            Ok(Claimed::Nothing) => {
+                failing = false;
+                drop(place);
+                tokio::select! {
+                    () = runner.stop.cancelled() => return,
+                    () = cluster.wait_for_work(&mut wake) => {}
+                }
+            }
+            Err(err) => {
+                drop(place);
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::error!(%err, "cannot take jobs from Redis; retrying");
+                }
+                // A Redis that comes back empty needs the stream and group again.
+                prepared = false;
+                pause.await;
+            }
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP API: routes, extractors, authentication and response shapes.
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{
     DefaultBodyLimit, Extension, FromRequest, FromRequestParts, MatchedPath, Path, Request, State,
 };
@@ -19,10 +19,11 @@ use crate::emulation::{Account, Balance, Route, UNLIMITED_CREDITS};
 use crate::error::ServerError;
 use crate::fetch::ImageSource;
 use crate::gate::{Caller, Pass, Refusal};
-use crate::jobs::{JobState, JobView, Metrics, Output};
+use crate::jobs::{JobState, JobView, Metrics};
 use crate::params::Submission;
 use crate::queue::Emulated;
 use crate::state::{AppState, Readiness};
+use crate::store::Store;
 
 /// The one model slug this server answers to.
 pub const MODEL_SLUG: &str = "bria-increase-resolution";
@@ -340,13 +341,13 @@ pub(crate) async fn submit(
     };
     let headers = request.headers().clone();
     let outcome = match JsonBody::from_request(request, &state).await {
-        Ok(JsonBody(submission)) => submit_job(&state, &pass, &headers, submission),
+        Ok(JsonBody(submission)) => submit_job(&state, &pass, &headers, submission).await,
         Err(err) => Err(err),
     };
     answer(pass.headers, outcome)
 }
 
-fn submit_job(
+async fn submit_job(
     state: &AppState,
     pass: &Pass,
     headers: &HeaderMap,
@@ -354,27 +355,37 @@ fn submit_job(
 ) -> Result<Json<Value>, ServerError> {
     state.0.upscaler.validate(&submission.spec)?;
     let source = ImageSource::parse(&submission.image)?;
-    let hold = pass.reserve(state)?;
+    let mut hold = pass.reserve(state)?;
     let slot = state.0.queue.admit()?;
-    let id = state.0.jobs.insert();
+    let id = Uuid::new_v4();
+    if let Store::Redis(_) = state.0.jobs {
+        // Balances live in each replica's memory: a cluster charges at admission.
+        if let Some(reserved) = hold.take() {
+            reserved.charge();
+        }
+    }
     let emulated = Emulated {
         latency: pass.latency,
         failure: pass.failure.clone(),
         hold,
     };
+    state.0.jobs.create(id, &submission.spec, &emulated).await?;
     let background = state.clone();
     let job_span = tracing::info_span!("job", job_id = %id);
     tokio::spawn(
         async move {
             let shared = &background.0;
             match shared.fetcher.load(source).await {
-                Ok(input) => shared
-                    .queue
-                    .submit(slot, id, input, submission.spec, emulated),
+                Ok(input) => {
+                    shared
+                        .jobs
+                        .enqueue(&shared.queue, slot, id, input, submission.spec, emulated)
+                        .await
+                }
                 Err(err) => {
                     crate::metrics::job_finished("v2", false);
                     tracing::info!(error = %err, "job failed before it was queued");
-                    shared.jobs.fail(&id, err.to_string());
+                    shared.jobs.fail_queued(id, &err.to_string()).await;
                 }
             }
         }
@@ -429,7 +440,7 @@ async fn poll(
         Ok(pass) => pass,
         Err(refusal) => return refused(refusal),
     };
-    let found = find(state, id).map(|(id, view)| {
+    let found = find(state, id).await.map(|(id, view)| {
         job_response(
             &view,
             &Urls::new(state, headers, id),
@@ -439,10 +450,10 @@ async fn poll(
     answer(pass.headers, found)
 }
 
-fn find(state: &AppState, id: &str) -> Result<(Uuid, JobView), ServerError> {
+async fn find(state: &AppState, id: &str) -> Result<(Uuid, JobView), ServerError> {
     let not_found = || ServerError::RequestNotFound(id.to_string());
     let uuid = Uuid::parse_str(id).map_err(|_| not_found())?;
-    let view = state.0.jobs.view(&uuid).ok_or_else(not_found)?;
+    let view = state.0.jobs.view(&uuid).await?.ok_or_else(not_found)?;
     Ok((uuid, view))
 }
 
@@ -502,20 +513,19 @@ async fn output_file(state: &AppState, file: &str) -> Result<Response, ServerErr
         .strip_suffix(".png")
         .and_then(|id| Uuid::parse_str(id).ok())
         .ok_or_else(not_found)?;
-    let view = state.0.jobs.view(&id).ok_or_else(not_found)?;
-    let png = [(header::CONTENT_TYPE, "image/png")];
-    match view.state {
-        JobState::Completed(Output::Memory(bytes)) => Ok((png, bytes).into_response()),
-        JobState::Completed(Output::Spooled(path)) => {
-            let file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|_| not_found())?;
-            let length = file.metadata().await?.len();
-            let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
-            Ok((png, [(header::CONTENT_LENGTH, length.to_string())], body).into_response())
-        }
-        _ => Err(not_found()),
-    }
+    let view = state.0.jobs.view(&id).await?.ok_or_else(not_found)?;
+    let JobState::Completed(output) = view.state else {
+        return Err(not_found());
+    };
+    let (body, length) = state.0.jobs.output(output).await.map_err(|_| not_found())?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png".to_string()),
+            (header::CONTENT_LENGTH, length.to_string()),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// 200 once the default model is loaded, 503 before (or if it failed to load).
@@ -524,6 +534,11 @@ async fn output_file(state: &AppState, file: &str) -> Result<Response, ServerErr
         (status = 503, description = "Loading the model, or it failed to load", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Value>, ServerError> {
     let shared = &state.0;
+    shared
+        .jobs
+        .check()
+        .await
+        .map_err(|err| ServerError::NotReady(err.to_string()))?;
     match state.readiness() {
         Readiness::Ready => {
             let mut body = json!({
@@ -532,6 +547,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Value>,
                 "workers": shared.queue.workers(),
                 "queued": shared.queue.waiting(),
                 "outputs_in_memory_bytes": shared.jobs.memory_used(),
+                "store": shared.jobs.kind(),
             });
             if let Some(engine) = shared.stand_in {
                 body["engine"] = json!(engine);

@@ -4,11 +4,13 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use crate::args::ServeArgs;
+use crate::cluster::Cluster;
 use crate::emulation::{Accounts, Emulation};
 use crate::error::ServerError;
 use crate::fetch::Fetcher;
 use crate::jobs::JobStore;
 use crate::queue::Queue;
+use crate::store::Store;
 use crate::upscaler::Upscaler;
 
 /// Whether the default model is loaded (GET /health).
@@ -39,7 +41,10 @@ pub(crate) struct Shared {
     pub sync_deadline: Duration,
     pub shutdown_timeout: Duration,
     pub fetcher: Fetcher,
-    pub jobs: Arc<JobStore>,
+    /// Where v2 jobs live: this process's memory or a cluster's Redis.
+    pub jobs: Store,
+    /// This process's own job store: the queue's, for v2 jobs without a cluster.
+    pub local_jobs: Arc<JobStore>,
     pub queue: Queue,
     pub upscaler: Arc<dyn Upscaler>,
     pub readiness: RwLock<Readiness>,
@@ -60,6 +65,14 @@ impl AppState {
             args.spool_dir.as_deref(),
         )
         .map_err(|e| ServerError::Config(format!("spool folder: {e}")))?;
+        let cluster = Cluster::open(&args.cluster, args.result_ttl, args.queue_depth)?;
+        if let Some(cluster) = &cluster {
+            tokio::spawn(cluster.clone().sweep_blobs());
+        }
+        let store = match &cluster {
+            Some(cluster) => Store::Redis(cluster.clone()),
+            None => Store::Memory(jobs.clone()),
+        };
         crate::metrics::handle();
         let emulation = &args.emulation;
         let seed = emulation
@@ -98,8 +111,10 @@ impl AppState {
                 args.queue_depth,
                 upscaler.clone(),
                 jobs.clone(),
+                cluster,
             ),
-            jobs,
+            jobs: store,
+            local_jobs: jobs,
             upscaler,
             readiness: RwLock::new(Readiness::Loading),
         })))
