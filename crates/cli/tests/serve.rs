@@ -2,67 +2,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
-use common::{exchange, v1_request};
-
-/// The server process; killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
-    /// Every stderr line so far and to come.
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `upres serve` with JSON logs on a free port and waits for its address.
-fn serve(flags: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_upres"))
-        .args(["serve", "--json-output", "--port", "0"])
-        .args(flags)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, lines) = mpsc::channel();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut server = Server {
-        child,
-        address: String::new(),
-        lines,
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::time::Instant::now() < deadline {
-        let line = server
-            .lines
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server logs");
-        let entry: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
-        let message = entry["fields"]["message"].as_str().unwrap_or_default();
-        if let Some(rest) = message.strip_prefix("listening on http://") {
-            server.address = rest.split_whitespace().next().unwrap().to_string();
-        }
-        if message.contains("ready") {
-            return server;
-        }
-    }
-    panic!("the server did not get ready");
-}
+use common::{exchange, serve, v1_request, Server};
 
 /// The request id the response carries.
 fn request_id(head: &str) -> String {

@@ -211,6 +211,14 @@ async fn jobs_expire_everywhere_after_the_ttl(backend: Backend) {
     }
 }
 
+async fn wait_until_processing(status_url: &str) {
+    let started = Instant::now();
+    while json(get(status_url).await).await.1["status"] != "PROCESSING" {
+        assert!(started.elapsed() < Duration::from_secs(10), "never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Opens the gate when dropped.
 struct OpenOnDrop(Gate);
 
@@ -252,12 +260,12 @@ async fn a_full_queue_answers_429_with_retry_after(backend: Backend) {
     for _ in 0..running {
         let (status, job) = json(post(&a.v2(), &json!({"image": input("wait")})).await).await;
         assert_eq!(status, StatusCode::OK, "{job}");
-        let url = format!("{}/v2/requests/{}/status", a.url, job["request_id"].as_str().unwrap());
-        let started = Instant::now();
-        while json(get(&url).await).await.1["status"] != "PROCESSING" {
-            assert!(started.elapsed() < Duration::from_secs(10), "never started");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until_processing(&format!(
+            "{}/v2/requests/{}/status",
+            a.url,
+            job["request_id"].as_str().unwrap()
+        ))
+        .await;
         admitted.push(job);
     }
     let (status, waiting) = json(post(&a.v2(), &json!({"image": input("wait")})).await).await;
@@ -302,11 +310,7 @@ async fn a_redis_outage_is_503_then_heals_by_itself() {
     let server = TestServer::start(&flags, upscaler).await;
     let (_, before) = json(post(&server.v2(), &json!({"image": input("wait")})).await).await;
     let status_url = before["status_url"].as_str().unwrap().to_string();
-    let started = Instant::now();
-    while json(get(&status_url).await).await.1["status"] != "PROCESSING" {
-        assert!(started.elapsed() < Duration::from_secs(10), "never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_processing(&status_url).await;
 
     redis.stop();
     let asked = Instant::now();
