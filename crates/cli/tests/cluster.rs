@@ -372,3 +372,82 @@ fn a_stopping_replica_releases_its_running_job_at_once() {
     assert_eq!(code, 200);
     assert!(image::load_from_memory(&output).unwrap().to_rgb8() == expected_x2(3));
 }
+
+/// Test 5: a job that crashes whichever replica runs it (the `crash` fault, injected for that
+/// request) ends FAILED after `--max-attempts` lost runs, on every replica, while the jobs
+/// beside it complete. Crashed replicas are restarted, as a supervisor would.
+#[test]
+fn a_job_that_kills_every_replica_fails_after_the_attempt_limit() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let blobs = tempfile::tempdir().unwrap();
+    // One job at a time per replica: a crash takes no other job down with it (a job that shares
+    // a replica with every crash is lost every time, and fails too).
+    let flags = [
+        "--engine",
+        "fast-nearest",
+        "--latency",
+        "fixed",
+        "--latency-median",
+        "0.2",
+        "--capacity",
+        "1",
+        "--allow-fault-headers",
+        "--max-attempts",
+        "2",
+    ];
+    let start = || replica(&redis, blobs.path(), &flags);
+    let mut replicas = [start(), start()];
+    // The other jobs first: the poison job kills whoever takes it within milliseconds.
+    let others: Vec<(usize, String)> = (10..16)
+        .map(|i| (i, submit(&replicas[1].address, &submit_body(&png(&input(i)))).unwrap()))
+        .collect();
+    let body = submit_body(&png(&input(1)));
+    let (code, answer) = common::post_json_with(
+        &replicas[0].address,
+        SLUG,
+        &body,
+        &[("x-upres-inject", "crash")],
+    )
+    .unwrap();
+    assert_eq!(code, 200);
+    let poison: Value = serde_json::from_slice(&answer).unwrap();
+    let poison = poison["request_id"].as_str().unwrap().to_string();
+    let mut crashes = 0;
+    let started = Instant::now();
+    let failed = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the poison job never ended"
+        );
+        for replica in replicas.iter_mut() {
+            if replica.child.try_wait().unwrap().is_some() {
+                crashes += 1;
+                *replica = start();
+            }
+        }
+        let answer = status(&replicas[0].address, &poison)
+            .or_else(|_| status(&replicas[1].address, &poison));
+        if let Ok(answer) = answer {
+            if answer["status"] == "FAILED" {
+                break answer;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(crashes, 2, "one crash per attempt");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("lost 2 times"), "{error}");
+    for replica in &replicas {
+        let (code, _) = get(&replica.address, &format!("/v2/requests/{poison}")).unwrap();
+        assert_eq!(code, 422);
+    }
+    for (i, id) in others {
+        wait_for("the other jobs", Duration::from_secs(30), || {
+            status(&replicas[0].address, &id).unwrap()["status"] == "COMPLETED"
+        });
+        let (_, output) = get(&replicas[1].address, &format!("/outputs/{id}.png")).unwrap();
+        assert!(image::load_from_memory(&output).unwrap().to_rgb8() == expected_x2(i));
+    }
+}

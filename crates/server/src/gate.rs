@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::emulation::limiter::{Limiter, Verdict};
 use crate::emulation::{
-    faults, Account, Event, Hold, Kind, Outcome, RateLimitHeaders, Route, INJECT_HEADER,
+    faults, Account, Event, Hold, JobFault, Kind, Outcome, RateLimitHeaders, Route, INJECT_HEADER,
 };
 use crate::error::ServerError;
 use crate::routes::MODEL_SLUG;
@@ -27,8 +27,8 @@ pub struct Pass {
     pub route: Route,
     /// Target processing time of the job.
     pub latency: Option<Duration>,
-    /// (rule, message) when the v2 job is to end FAILED.
-    pub failure: Option<(String, String)>,
+    /// (rule, what it does) when a fault rule fails or crashes the v2 job.
+    pub failure: Option<(String, JobFault)>,
     /// Headers every answer to the request carries: rate limit, fault and latency labels.
     pub headers: HeaderMap,
 }
@@ -103,7 +103,13 @@ impl Pass {
                     emulation
                         .stats
                         .count(event(Kind::InjectedFailure, None, Some(&fired.rule)));
-                    failure = Some((fired.rule, message));
+                    failure = Some((fired.rule, JobFault::Fail(message)));
+                }
+                Outcome::Crash => {
+                    emulation
+                        .stats
+                        .count(event(Kind::InjectedFailure, None, Some(&fired.rule)));
+                    failure = Some((fired.rule, JobFault::Crash));
                 }
             }
         }

@@ -191,6 +191,8 @@ pub struct FaultRule {
     status: Option<u16>,
     message: Option<String>,
     fail: Option<String>,
+    /// The admitted v2 job aborts the process that runs it (a replica dying mid-job).
+    crash: Option<bool>,
     delay: Option<f64>,
 }
 

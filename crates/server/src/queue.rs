@@ -20,7 +20,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::cluster::{Claim, Claimed, Cluster};
-use crate::emulation::Hold;
+use crate::emulation::{Hold, JobFault};
 use crate::error::ServerError;
 use crate::jobs::{JobStore, Metrics};
 use crate::params::JobSpec;
@@ -46,8 +46,9 @@ type SyncReply = oneshot::Sender<Result<Finished, ServerError>>;
 pub struct Emulated {
     /// Target PROCESSING time: after the real work the job waits out the rest.
     pub latency: Option<Duration>,
-    /// (rule, message): the job ends FAILED with this message instead of running.
-    pub failure: Option<(String, String)>,
+    /// (rule, what it does): the job ends FAILED with a message instead of running, or the
+    /// process crashes when it runs it.
+    pub failure: Option<(String, JobFault)>,
     /// v2: credits charged when the job completes, released otherwise.
     pub hold: Option<Hold>,
 }
@@ -331,7 +332,13 @@ impl Runner {
                 hold,
             } = emulated;
             let outcome = match &failure {
-                Some((_, message)) => Err(ServerError::InjectedFailure(message.clone())),
+                Some((_, JobFault::Fail(message))) => {
+                    Err(ServerError::InjectedFailure(message.clone()))
+                }
+                Some((rule, JobFault::Crash)) => {
+                    tracing::error!(rule, "injected crash: this process stops now");
+                    std::process::abort()
+                }
                 None => run_on_worker(&workers, upscaler, input, spec).await,
             };
             if let Some(latency) = latency {

@@ -46,10 +46,24 @@ pub fn get(address: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
 
 /// A POST of a JSON body; the status code and the body.
 pub fn post_json(address: &str, path: &str, body: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    post_json_with(address, path, body, &[])
+}
+
+/// [`post_json`] with extra headers.
+pub fn post_json_with(
+    address: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let (head, body) = try_exchange(
         address,
         &format!(
-            "POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nhost: {address}\r\n{extra}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         ),
     )?;

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 pub use blobs::BlobStore;
 
+use crate::emulation::JobFault;
 use crate::error::ServerError;
 use crate::jobs::{JobState, JobView, Metrics, Output};
 use crate::params::JobSpec;
@@ -76,8 +77,8 @@ pub struct ClaimedJob {
     pub spec: JobSpec,
     pub input: Bytes,
     pub latency: Option<Duration>,
-    /// (rule, message): the load-testing mode decided at submit that this job fails.
-    pub failure: Option<(String, String)>,
+    /// The load-testing mode decided at submit that this job fails or crashes its replica.
+    pub failure: Option<(String, JobFault)>,
 }
 
 /// What a claim found.
@@ -214,10 +215,14 @@ impl Cluster {
         id: &Uuid,
         spec: &JobSpec,
         latency: Option<Duration>,
-        failure: Option<&(String, String)>,
+        failure: Option<&(String, JobFault)>,
     ) -> Result<(), ServerError> {
         let mut redis = self.redis.clone();
-        let (rule, message) = failure.map_or(("", ""), |(r, m)| (r.as_str(), m.as_str()));
+        let (rule, message, crash) = match failure {
+            None => ("", "", ""),
+            Some((rule, JobFault::Fail(message))) => (rule.as_str(), message.as_str(), ""),
+            Some((rule, JobFault::Crash)) => (rule.as_str(), "", "1"),
+        };
         let admitted: i64 = self
             .script("create")
             .key(self.job_key(id))
@@ -229,6 +234,7 @@ impl Cluster {
             .arg(latency.map_or(String::new(), |l| l.as_millis().to_string()))
             .arg(rule)
             .arg(message)
+            .arg(crash)
             .invoke_async(&mut redis)
             .await
             .map_err(unavailable)?;
@@ -303,7 +309,7 @@ impl Cluster {
             return Ok(Claimed::Nothing);
         };
         match answer.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-            ["run", id, entry, attempt, spec, input, latency, rule, message] => {
+            ["run", id, entry, attempt, spec, input, latency, rule, message, crash] => {
                 let id = Uuid::parse_str(id).map_err(|e| corrupt(e.to_string()))?;
                 let claim = Claim {
                     id,
@@ -325,8 +331,13 @@ impl Cluster {
                         spec,
                         input: Bytes::from(input),
                         latency: latency.parse().ok().map(Duration::from_millis),
-                        failure: (!rule.is_empty())
-                            .then(|| (rule.to_string(), message.to_string())),
+                        failure: (!rule.is_empty()).then(|| {
+                            let fault = match crash {
+                                "1" => JobFault::Crash,
+                                _ => JobFault::Fail(message.to_string()),
+                            };
+                            (rule.to_string(), fault)
+                        }),
                     })),
                     Err(err) => {
                         self.fail(&claim, &err.to_string(), None).await?;

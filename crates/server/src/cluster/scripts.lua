@@ -2,7 +2,7 @@
 -- clock. Keys: KEYS[1] the job's hash, KEYS[2] the job stream (one consumer group). A job hash
 -- holds: state (QUEUED, PROCESSING, COMPLETED, FAILED), submitted/started/finished (ms),
 -- attempt (runs started), owner (the replica running it), spec, input, output (blob keys),
--- error, fault, latency_ms, failure_rule, failure_msg, cost, remaining.
+-- error, fault, latency_ms, failure_rule, failure_msg, failure_crash, cost, remaining.
 -- This file is split at the "--@ name" lines; each part is prefixed with the helpers below.
 
 local function now()
@@ -23,7 +23,7 @@ local function owns(job, consumer, attempt)
 end
 
 --@ create
--- ARGV: ttl_ms, depth, group, spec, latency_ms, failure_rule, failure_msg.
+-- ARGV: ttl_ms, depth, group, spec, latency_ms, failure_rule, failure_msg, failure_crash.
 -- Admits a QUEUED job unless the jobs waiting cluster-wide (in the stream, not delivered)
 -- reach the depth. Returns 1, or 0 when full.
 local waiting = 0
@@ -35,7 +35,8 @@ if waiting >= tonumber(ARGV[2]) then
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', 'QUEUED', 'submitted', now(), 'attempt', 0,
-  'spec', ARGV[4], 'latency_ms', ARGV[5], 'failure_rule', ARGV[6], 'failure_msg', ARGV[7])
+  'spec', ARGV[4], 'latency_ms', ARGV[5], 'failure_rule', ARGV[6], 'failure_msg', ARGV[7],
+  'failure_crash', ARGV[8])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 
@@ -61,7 +62,7 @@ return 1
 -- Takes one job: first one whose lease ran out (its replica died or released it), else a new
 -- one; starts it as attempt n. Returns nil (nothing to do), {'skip'} (an expired or finished
 -- job, dropped), {'failed', id} (out of attempts) or {'run', id, entry, attempt, spec, input,
--- latency_ms, failure_rule, failure_msg}.
+-- latency_ms, failure_rule, failure_msg, failure_crash}.
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local entry
 local reclaimed = redis.call('XAUTOCLAIM', stream, group, consumer, ARGV[3], '0-0', 'COUNT', 1)
@@ -92,8 +93,9 @@ if attempt > tonumber(ARGV[5]) then
   return {'failed', id}
 end
 redis.call('HSET', job, 'state', 'PROCESSING', 'owner', consumer, 'started', now())
-local h = redis.call('HMGET', job, 'spec', 'input', 'latency_ms', 'failure_rule', 'failure_msg')
-return {'run', id, entry_id, tostring(attempt), h[1], h[2], h[3], h[4], h[5]}
+local h = redis.call('HMGET', job, 'spec', 'input', 'latency_ms', 'failure_rule', 'failure_msg',
+  'failure_crash')
+return {'run', id, entry_id, tostring(attempt), h[1], h[2], h[3], h[4], h[5], h[6]}
 
 --@ heartbeat
 -- ARGV: group, entry, consumer, attempt. Renews the lease (the entry's idle time) while the

@@ -1,13 +1,14 @@
 //! Fault rules (as LocalStack's chaos API and Envoy's fault filter): on a route, optionally for
 //! one key name, with a probability, one outcome: an HTTP error with the hosted service's body,
-//! a v2 job that ends FAILED with a message, or an added delay. The first rule that matches and
-//! fires wins.
+//! a v2 job that ends FAILED with a message, a v2 job that crashes the replica that runs it, or
+//! an added delay. The first rule that matches and fires wins.
 //!
 //! On the command line a rule is `ROUTE[@KEY]:PROBABILITY:OUTCOME`, the outcome being a status
-//! (`502`), `fail=MESSAGE` or `delay=SECONDS`: `v1:0.1:502`, `submit@free-tier:0.05:fail=GPU out
+//! (`502`), `fail=MESSAGE`, `crash` or `delay=SECONDS`: `v1:0.1:502`, `submit@free-tier:0.05:fail=GPU out
 //! of memory`, `status:0.2:delay=3`. In files and the admin API it is a JSON/TOML object:
 //! `{"name": "flaky", "route": "v1", "key": "free-tier", "probability": 0.1, "status": 502}`
-//! (`"message"` overrides the body text; `"fail": "..."` or `"delay": 3` for the other outcomes).
+//! (`"message"` overrides the body text; `"fail": "..."`, `"crash": true` or `"delay": 3` for the
+//! other outcomes).
 
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +21,18 @@ pub enum Outcome {
     Status { status: u16, message: String },
     /// (v2 submits) admit the job, then end it FAILED with this error.
     Fail(String),
+    /// (v2 submits) admit the job; the process that runs it aborts, every time it is run (a
+    /// replica dying mid-job, for testing recovery).
+    Crash,
     /// Wait this long, then carry on.
     Delay(f64),
+}
+
+/// What a fired `fail` or `crash` rule does to the v2 job it admitted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobFault {
+    Fail(String),
+    Crash,
 }
 
 /// One rule, as configured.
@@ -51,6 +62,8 @@ struct RuleFields {
     message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fail: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    crash: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     delay: Option<f64>,
 }
@@ -59,28 +72,36 @@ impl TryFrom<RuleFields> for Rule {
     type Error = String;
 
     fn try_from(f: RuleFields) -> Result<Self, String> {
-        let outcome = match (f.status, f.fail, f.delay) {
-            (Some(status), None, None) => Outcome::Status {
+        let submit_only = || -> Result<(), String> {
+            match f.route {
+                Route::Submit | Route::Any => Ok(()),
+                _ => Err("fail and crash apply to v2 submits: use route submit (or any)".into()),
+            }
+        };
+        let outcome = match (f.status, f.fail.clone(), f.delay, f.crash) {
+            (None, None, None, true) if f.message.is_none() => {
+                submit_only()?;
+                Outcome::Crash
+            }
+            (Some(status), None, None, false) => Outcome::Status {
                 status: error_status(status)?,
                 message: f.message.unwrap_or_else(|| default_message(status)),
             },
-            (None, Some(message), None) if f.message.is_none() => {
+            (None, Some(message), None, false) if f.message.is_none() => {
                 if message.trim().is_empty() {
                     return Err("fail needs a non-empty message".into());
                 }
-                if !matches!(f.route, Route::Submit | Route::Any) {
-                    return Err("fail applies to v2 submits: use route submit (or any)".into());
-                }
+                submit_only()?;
                 Outcome::Fail(message)
             }
-            (None, None, Some(delay)) if f.message.is_none() => {
+            (None, None, Some(delay), false) if f.message.is_none() => {
                 if !(delay.is_finite() && (0.0..=3600.0).contains(&delay)) {
                     return Err("delay must be between 0 and 3600 seconds".into());
                 }
                 Outcome::Delay(delay)
             }
             _ => return Err(
-                "a rule has exactly one outcome: status (with an optional message), fail or delay"
+                "a rule has exactly one outcome: status (with an optional message), fail, crash or delay"
                     .into(),
             ),
         };
@@ -110,6 +131,7 @@ impl From<Rule> for RuleFields {
             status: None,
             message: None,
             fail: None,
+            crash: false,
             delay: None,
         };
         match rule.outcome {
@@ -118,6 +140,7 @@ impl From<Rule> for RuleFields {
                 fields.message = Some(message);
             }
             Outcome::Fail(message) => fields.fail = Some(message),
+            Outcome::Crash => fields.crash = true,
             Outcome::Delay(seconds) => fields.delay = Some(seconds),
         }
         fields
@@ -149,10 +172,13 @@ impl Rule {
             status: None,
             message: None,
             fail: None,
+            crash: false,
             delay: None,
         };
         let outcome = outcome.trim();
-        if let Some(message) = outcome.strip_prefix("fail=") {
+        if outcome == "crash" {
+            fields.crash = true;
+        } else if let Some(message) = outcome.strip_prefix("fail=") {
             fields.fail = Some(message.to_string());
         } else if let Some(seconds) = outcome.strip_prefix("delay=") {
             fields.delay = Some(
@@ -161,11 +187,9 @@ impl Rule {
                     .map_err(|_| bad("the delay is not a number"))?,
             );
         } else {
-            fields.status = Some(
-                outcome
-                    .parse()
-                    .map_err(|_| bad("the outcome is a status, fail=MESSAGE or delay=SECONDS"))?,
-            );
+            fields.status = Some(outcome.parse().map_err(|_| {
+                bad("the outcome is a status, fail=MESSAGE, crash or delay=SECONDS")
+            })?);
         }
         Rule::try_from(fields).map_err(|e| bad(&e))
     }
@@ -174,7 +198,8 @@ impl Rule {
     pub fn matches(&self, route: Route, key_name: &str) -> bool {
         let route_matches = self.route == route
             || (self.route == Route::Any
-                && (route == Route::Submit || !matches!(self.outcome, Outcome::Fail(_))));
+                && (route == Route::Submit
+                    || !matches!(self.outcome, Outcome::Fail(_) | Outcome::Crash)));
         route_matches && self.key.as_deref().is_none_or(|k| k == key_name)
     }
 }
@@ -239,6 +264,10 @@ mod tests {
             Rule::parse_flag("status:1:delay=2.5").unwrap().outcome,
             Outcome::Delay(2.5)
         );
+        assert_eq!(
+            Rule::parse_flag("submit:0.01:crash").unwrap().outcome,
+            Outcome::Crash
+        );
         for bad in [
             "v1:0.1",
             "v3:0.1:502",
@@ -248,6 +277,7 @@ mod tests {
             "v1:0.1:fail=boom",
             "submit:0.1:fail=",
             "status:0.1:delay=-1",
+            "v1:1:crash",
         ] {
             assert!(Rule::parse_flag(bad).is_err(), "{bad}");
         }
@@ -267,6 +297,14 @@ mod tests {
                 .unwrap();
         assert!(fail.matches(Route::Submit, "a"));
         assert!(!fail.matches(Route::Submit, "b") && !fail.matches(Route::V1, "a"));
+        let crash: Rule =
+            serde_json::from_str(r#"{"route": "any", "probability": 1, "crash": true}"#).unwrap();
+        assert!(crash.matches(Route::Submit, "a") && !crash.matches(Route::V1, "a"));
+        assert_eq!(serde_json::to_value(&crash).unwrap()["crash"], true);
+        assert!(serde_json::from_str::<Rule>(
+            r#"{"route": "submit", "probability": 1, "crash": true, "fail": "x"}"#
+        )
+        .is_err());
         assert!(serde_json::from_str::<Rule>(
             r#"{"route": "v1", "probability": 1, "status": 500, "delay": 1}"#
         )

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use accounts::{Account, Accounts, Balance, Hold, UNLIMITED_CREDITS};
 pub use args::{EmulationArgs, RateLimitHeaders};
 use chance::Draws;
-pub use faults::{Outcome, Rule};
+pub use faults::{JobFault, Outcome, Rule};
 pub use latency::Latency;
 pub use stats::{Event, Kind, Stats};
 

@@ -292,4 +292,5 @@ pub fn assert_error(
 
 #[path = "redis.rs"]
 mod redis;
+#[allow(unused_imports)]
 pub use redis::RedisServer;
