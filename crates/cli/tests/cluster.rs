@@ -401,7 +401,12 @@ fn a_job_that_kills_every_replica_fails_after_the_attempt_limit() {
     let mut replicas = [start(), start()];
     // The other jobs first: the poison job kills whoever takes it within milliseconds.
     let others: Vec<(usize, String)> = (10..16)
-        .map(|i| (i, submit(&replicas[1].address, &submit_body(&png(&input(i)))).unwrap()))
+        .map(|i| {
+            (
+                i,
+                submit(&replicas[1].address, &submit_body(&png(&input(i)))).unwrap(),
+            )
+        })
         .collect();
     let body = submit_body(&png(&input(1)));
     let (code, answer) = common::post_json_with(
@@ -450,4 +455,35 @@ fn a_job_that_kills_every_replica_fails_after_the_attempt_limit() {
         let (_, output) = get(&replicas[1].address, &format!("/outputs/{id}.png")).unwrap();
         assert!(image::load_from_memory(&output).unwrap().to_rgb8() == expected_x2(i));
     }
+}
+
+/// A replica warns at start when Redis may evict job records, and not when it may not.
+#[test]
+fn a_replica_warns_when_redis_may_evict_job_records() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let blobs = tempfile::tempdir().unwrap();
+    // The replica checks when it first reaches Redis, and then says it shares jobs.
+    let warned = |replica: &Server| {
+        let mut lines = replica.startup.clone();
+        while !lines
+            .iter()
+            .any(|l| l.contains("sharing v2 jobs through Redis"))
+        {
+            lines.push(replica.lines.recv_timeout(Duration::from_secs(10)).unwrap());
+        }
+        lines.iter().any(|l| l.contains("maxmemory-policy"))
+    };
+    assert!(
+        !warned(&replica(&redis, blobs.path(), &[])),
+        "noeviction is Redis's default"
+    );
+    assert_eq!(
+        redis
+            .command(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
+            .as_deref(),
+        Some("+OK")
+    );
+    assert!(warned(&replica(&redis, blobs.path(), &[])));
 }

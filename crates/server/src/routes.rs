@@ -369,28 +369,47 @@ async fn submit_job(
         failure: pass.failure.clone(),
         hold,
     };
-    state.0.jobs.create(id, &submission.spec, &emulated).await?;
-    let background = state.clone();
-    let job_span = tracing::info_span!("job", job_id = %id);
-    tokio::spawn(
-        async move {
-            let shared = &background.0;
-            match shared.fetcher.load(source).await {
-                Ok(input) => {
-                    shared
-                        .jobs
-                        .enqueue(&shared.queue, slot, id, input, submission.spec, emulated)
-                        .await
+    match &state.0.jobs {
+        Store::Memory(jobs) => {
+            // This process fetches the image, then queues the job.
+            jobs.insert(id);
+            let background = state.clone();
+            let job_span = tracing::info_span!("job", job_id = %id);
+            tokio::spawn(
+                async move {
+                    let shared = &background.0;
+                    match shared.fetcher.load(source).await {
+                        Ok(input) => {
+                            shared
+                                .queue
+                                .submit(slot, id, input, submission.spec, emulated)
+                        }
+                        Err(err) => {
+                            crate::metrics::job_finished("v2", false);
+                            tracing::info!(error = %err, "job failed before it was queued");
+                            if let Store::Memory(jobs) = &shared.jobs {
+                                jobs.fail(&id, err.to_string());
+                            }
+                        }
+                    }
                 }
-                Err(err) => {
-                    crate::metrics::job_finished("v2", false);
-                    tracing::info!(error = %err, "job failed before it was queued");
-                    shared.jobs.fail_queued(id, &err.to_string()).await;
-                }
-            }
+                .instrument(job_span),
+            );
         }
-        .instrument(job_span),
-    );
+        Store::Redis(cluster) => {
+            // Recorded and queued in Redis at once; whichever replica runs it fetches a URL.
+            cluster
+                .submit(
+                    &id,
+                    &submission.spec,
+                    emulated.latency,
+                    emulated.failure.as_ref(),
+                    source,
+                )
+                .await?;
+            drop(slot);
+        }
+    }
     tracing::info!(job_id = %id, "job submitted");
     let urls = Urls::new(state, headers, id);
     Ok(Json(json!({

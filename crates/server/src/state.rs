@@ -40,7 +40,7 @@ pub(crate) struct Shared {
     pub body_timeout: Duration,
     pub sync_deadline: Duration,
     pub shutdown_timeout: Duration,
-    pub fetcher: Fetcher,
+    pub fetcher: Arc<Fetcher>,
     /// Where v2 jobs live: this process's memory or a cluster's Redis.
     pub jobs: Store,
     /// This process's own job store: the queue's, for v2 jobs without a cluster.
@@ -65,7 +65,13 @@ impl AppState {
             args.spool_dir.as_deref(),
         )
         .map_err(|e| ServerError::Config(format!("spool folder: {e}")))?;
-        let cluster = Cluster::open(&args.cluster, args.result_ttl, args.queue_depth)?;
+        let fetcher = Arc::new(Fetcher::new(args)?);
+        let cluster = Cluster::open(
+            &args.cluster,
+            args.result_ttl,
+            args.queue_depth,
+            fetcher.clone(),
+        )?;
         if let Some(cluster) = &cluster {
             tokio::spawn(cluster.clone().sweep_blobs());
         }
@@ -104,7 +110,7 @@ impl AppState {
             body_timeout: args.body_timeout,
             sync_deadline: args.sync_deadline,
             shutdown_timeout: args.shutdown_timeout,
-            fetcher: Fetcher::new(args)?,
+            fetcher,
             queue: Queue::start(
                 args.workers,
                 emulation.capacity(args.workers),

@@ -1,18 +1,16 @@
 //! Where v2 jobs live, chosen once at start: this process's memory (one machine; the default)
 //! or a Redis shared by several replicas (`--redis-url`, see `cluster`). Requests see the same
-//! behaviour from both.
+//! behaviour from both. (Submitting differs: in memory the receiving process fetches the image
+//! and queues the job itself; a cluster records and queues it in Redis at once.)
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::cluster::Cluster;
 use crate::error::ServerError;
 use crate::jobs::{JobStore, JobView, Output};
-use crate::params::JobSpec;
-use crate::queue::{Emulated, Queue, Slot};
 
 pub enum Store {
     Memory(Arc<JobStore>),
@@ -20,60 +18,6 @@ pub enum Store {
 }
 
 impl Store {
-    /// Records a new QUEUED job. A cluster refuses it (429) when the jobs waiting cluster-wide
-    /// fill the queue.
-    pub async fn create(
-        &self,
-        id: Uuid,
-        spec: &JobSpec,
-        emulated: &Emulated,
-    ) -> Result<(), ServerError> {
-        match self {
-            Store::Memory(jobs) => {
-                jobs.insert(id);
-                Ok(())
-            }
-            Store::Redis(cluster) => {
-                cluster
-                    .create(&id, spec, emulated.latency, emulated.failure.as_ref())
-                    .await
-            }
-        }
-    }
-
-    /// The job's input has arrived: into this process's queue, or into the cluster's stream for
-    /// whichever replica has a free place (the local slot is then given back).
-    pub async fn enqueue(
-        &self,
-        queue: &Queue,
-        slot: Slot,
-        id: Uuid,
-        input: Bytes,
-        spec: JobSpec,
-        emulated: Emulated,
-    ) {
-        match self {
-            Store::Memory(_) => queue.submit(slot, id, input, spec, emulated),
-            Store::Redis(cluster) => {
-                if let Err(err) = cluster.enqueue(&id, &input).await {
-                    self.fail_queued(id, &err.to_string()).await;
-                }
-            }
-        }
-    }
-
-    /// Fails a job that never reached a queue (its image could not be fetched or stored).
-    pub async fn fail_queued(&self, id: Uuid, error: &str) {
-        match self {
-            Store::Memory(jobs) => jobs.fail(&id, error.to_string()),
-            Store::Redis(cluster) => {
-                if let Err(err) = cluster.fail_queued(&id, error).await {
-                    tracing::warn!(%err, "could not record the failure; the job stays QUEUED until it expires");
-                }
-            }
-        }
-    }
-
     /// The job, unless unknown or expired.
     pub async fn view(&self, id: &Uuid) -> Result<Option<JobView>, ServerError> {
         match self {

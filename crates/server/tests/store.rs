@@ -20,6 +20,8 @@ enum Backend {
     Redis {
         redis: RedisServer,
         blobs: tempfile::TempDir,
+        /// Through the unix socket instead of TCP.
+        socket: bool,
     },
 }
 
@@ -32,15 +34,25 @@ impl Backend {
         Some(Backend::Redis {
             redis: RedisServer::start()?,
             blobs: tempfile::tempdir().unwrap(),
+            socket: false,
         })
     }
 
     fn flags(&self, extra: &[&str]) -> Vec<String> {
         let mut flags: Vec<String> = extra.iter().map(|f| f.to_string()).collect();
-        if let Backend::Redis { redis, blobs } = self {
+        if let Backend::Redis {
+            redis,
+            blobs,
+            socket,
+        } = self
+        {
             flags.extend([
                 "--redis-url".into(),
-                redis.url(),
+                if *socket {
+                    redis.socket_url()
+                } else {
+                    redis.url()
+                },
                 "--blob-store".into(),
                 format!("file://{}", blobs.path().display()),
                 "--lease".into(),
@@ -122,6 +134,19 @@ async fn a_job_completes_and_any_replica_answers_for_it(backend: Backend) {
     assert_eq!(again["status"], "COMPLETED");
 }
 
+/// `unix:///path` URLs reach Redis through its socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_can_reach_redis_through_a_unix_socket() {
+    if let Some(Backend::Redis { redis, blobs, .. }) = Backend::new(true) {
+        let backend = Backend::Redis {
+            redis,
+            blobs,
+            socket: true,
+        };
+        a_job_completes_and_any_replica_answers_for_it(backend).await;
+    }
+}
+
 contract!(a_failed_fetch_fails_the_job_with_its_reason);
 async fn a_failed_fetch_fails_the_job_with_its_reason(backend: Backend) {
     let host = image_host(png(4, 4, false)).await;
@@ -200,7 +225,7 @@ async fn jobs_expire_everywhere_after_the_ttl(backend: Backend) {
             assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
         }
     }
-    if let Backend::Redis { redis, blobs } = &backend {
+    if let Backend::Redis { redis, blobs, .. } = &backend {
         assert_eq!(redis.count_keys("upres:job:*"), 0, "job records left");
         // The sweeper runs every second at this TTL.
         let started = Instant::now();

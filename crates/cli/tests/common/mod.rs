@@ -95,7 +95,9 @@ pub fn v1_request(address: &str, request_id: Option<&str>) -> String {
 pub struct Server {
     pub child: Child,
     pub address: String,
-    /// Every stderr line so far and to come.
+    /// The stderr lines up to "ready".
+    pub startup: Vec<String>,
+    /// Every stderr line after those.
     pub lines: mpsc::Receiver<String>,
 }
 
@@ -125,6 +127,7 @@ pub fn serve(flags: &[&str]) -> Server {
     let mut server = Server {
         child,
         address: String::new(),
+        startup: Vec::new(),
         lines,
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -139,7 +142,9 @@ pub fn serve(flags: &[&str]) -> Server {
         if let Some(rest) = message.strip_prefix("listening on http://") {
             server.address = rest.split_whitespace().next().unwrap().to_string();
         }
-        if message.contains("ready") {
+        let ready = message.contains("ready");
+        server.startup.push(line);
+        if ready {
             return server;
         }
     }

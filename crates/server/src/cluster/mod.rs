@@ -24,6 +24,7 @@ pub use blobs::BlobStore;
 
 use crate::emulation::JobFault;
 use crate::error::ServerError;
+use crate::fetch::{Fetcher, ImageSource};
 use crate::jobs::{JobState, JobView, Metrics, Output};
 use crate::params::JobSpec;
 
@@ -104,6 +105,8 @@ pub struct Cluster {
     ttl: Duration,
     depth: u32,
     scripts: HashMap<String, Script>,
+    /// Downloads the image URLs of the jobs this replica runs.
+    fetcher: Arc<Fetcher>,
     /// Jobs this replica runs now (released at shutdown when they do not finish).
     running: DashMap<Uuid, Claim>,
 }
@@ -119,6 +122,7 @@ impl Cluster {
         args: &ClusterArgs,
         ttl: Duration,
         depth: u32,
+        fetcher: Arc<Fetcher>,
     ) -> Result<Option<Arc<Self>>, ServerError> {
         let Some(url) = &args.redis_url else {
             return Ok(None);
@@ -153,6 +157,7 @@ impl Cluster {
             ttl,
             depth,
             scripts,
+            fetcher,
             running: DashMap::new(),
         })))
     }
@@ -209,75 +214,59 @@ impl Cluster {
             .map_err(unavailable)
     }
 
-    /// Records a QUEUED job, unless the jobs waiting cluster-wide fill the queue (429).
-    pub async fn create(
+    /// Admits a v2 job: its input (a request's inline image) goes to the blob store, then the
+    /// job record and its stream entry are made in one step. An image URL is fetched by the
+    /// replica that runs the job. 429 when the jobs waiting cluster-wide fill the queue.
+    pub async fn submit(
         &self,
         id: &Uuid,
         spec: &JobSpec,
         latency: Option<Duration>,
         failure: Option<&(String, JobFault)>,
+        source: ImageSource,
     ) -> Result<(), ServerError> {
-        let mut redis = self.redis.clone();
+        let (input, url) = match source {
+            ImageSource::Inline(bytes) => {
+                let key = BlobStore::input_key(id);
+                self.blobs.put(&key, &bytes).await?;
+                (key, String::new())
+            }
+            ImageSource::Url(url) => (String::new(), url.to_string()),
+        };
         let (rule, message, crash) = match failure {
             None => ("", "", ""),
             Some((rule, JobFault::Fail(message))) => (rule.as_str(), message.as_str(), ""),
             Some((rule, JobFault::Crash)) => (rule.as_str(), "", "1"),
         };
-        let admitted: i64 = self
-            .script("create")
+        let mut redis = self.redis.clone();
+        let admitted = self
+            .script("submit")
             .key(self.job_key(id))
             .key(&self.stream)
             .arg(self.ttl.as_millis() as u64)
             .arg(self.depth)
             .arg(GROUP)
+            .arg(id.to_string())
             .arg(serde_json::to_string(spec).expect("a spec serialises"))
+            .arg(&input)
+            .arg(&url)
             .arg(latency.map_or(String::new(), |l| l.as_millis().to_string()))
             .arg(rule)
             .arg(message)
             .arg(crash)
-            .invoke_async(&mut redis)
-            .await
-            .map_err(unavailable)?;
-        if admitted == 1 {
-            Ok(())
-        } else {
-            Err(ServerError::QueueFull {
-                depth: self.depth as usize,
-                retry_after: 1,
-            })
-        }
-    }
-
-    /// Stores the fetched input and puts the job into the stream.
-    pub async fn enqueue(&self, id: &Uuid, input: &[u8]) -> Result<(), ServerError> {
-        let key = BlobStore::input_key(id);
-        self.blobs.put(&key, input).await?;
-        let mut redis = self.redis.clone();
-        let queued: i64 = self
-            .script("enqueue")
-            .key(self.job_key(id))
-            .key(&self.stream)
-            .arg(id.to_string())
-            .arg(&key)
-            .invoke_async(&mut redis)
-            .await
-            .map_err(unavailable)?;
-        if queued == 0 {
-            self.blobs.delete(&key).await;
-        }
-        Ok(())
-    }
-
-    /// Fails a job that never got into the stream (its input could not be fetched).
-    pub async fn fail_queued(&self, id: &Uuid, error: &str) -> Result<(), ServerError> {
-        let mut redis = self.redis.clone();
-        self.script("fail_queued")
-            .key(self.job_key(id))
-            .arg(error)
             .invoke_async::<i64>(&mut redis)
             .await
-            .map(|_| ())
-            .map_err(unavailable)
+            .map_err(unavailable);
+        if !matches!(admitted, Ok(1)) && !input.is_empty() {
+            self.blobs.delete(&input).await;
+        }
+        match admitted? {
+            1 => Ok(()),
+            _ => Err(ServerError::QueueFull {
+                depth: self.depth as usize,
+                retry_after: 1,
+            }),
+        }
     }
 
     /// The job, unless unknown or expired.
@@ -309,7 +298,7 @@ impl Cluster {
             return Ok(Claimed::Nothing);
         };
         match answer.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-            ["run", id, entry, attempt, spec, input, latency, rule, message, crash] => {
+            ["run", id, entry, attempt, spec, input, url, latency, rule, message, crash] => {
                 let id = Uuid::parse_str(id).map_err(|e| corrupt(e.to_string()))?;
                 let claim = Claim {
                     id,
@@ -320,16 +309,22 @@ impl Cluster {
                 let loaded = async {
                     let spec: JobSpec =
                         serde_json::from_str(spec).map_err(|e| corrupt(e.to_string()))?;
-                    let input = self.blobs.get(input).await.map_err(|e| {
-                        ServerError::StoreUnavailable(format!("input of job {id}: {e}"))
-                    })?;
+                    let input = match url {
+                        "" => Bytes::from(self.blobs.get(input).await.map_err(|e| {
+                            ServerError::StoreUnavailable(format!("input of job {id}: {e}"))
+                        })?),
+                        url => {
+                            let url = url.parse().map_err(|e| corrupt(format!("{e}")))?;
+                            self.fetcher.load(ImageSource::Url(url)).await?
+                        }
+                    };
                     Ok::<_, ServerError>((spec, input))
                 };
                 match loaded.await {
                     Ok((spec, input)) => Ok(Claimed::Job(ClaimedJob {
                         claim,
                         spec,
-                        input: Bytes::from(input),
+                        input,
                         latency: latency.parse().ok().map(Duration::from_millis),
                         failure: (!rule.is_empty()).then(|| {
                             let fault = match crash {
@@ -340,6 +335,8 @@ impl Cluster {
                         }),
                     })),
                     Err(err) => {
+                        tracing::info!(job_id = %id, error = %err, "job failed before it ran");
+                        crate::metrics::job_finished("v2", false);
                         self.fail(&claim, &err.to_string(), None).await?;
                         Ok(Claimed::Dropped)
                     }
@@ -565,12 +562,10 @@ mod tests {
             [
                 "claim",
                 "complete",
-                "create",
-                "enqueue",
                 "fail",
-                "fail_queued",
                 "heartbeat",
-                "release"
+                "release",
+                "submit"
             ]
         );
     }

@@ -1,8 +1,9 @@
 -- The job steps of a cluster, one Lua script each (so each step is atomic), all with Redis's own
 -- clock. Keys: KEYS[1] the job's hash, KEYS[2] the job stream (one consumer group). A job hash
 -- holds: state (QUEUED, PROCESSING, COMPLETED, FAILED), submitted/started/finished (ms),
--- attempt (runs started), owner (the replica running it), spec, input, output (blob keys),
--- error, fault, latency_ms, failure_rule, failure_msg, failure_crash, cost, remaining.
+-- attempt (runs started), owner (the replica running it), spec, input (blob key) or url (to
+-- fetch), output (blob key), error, fault, latency_ms, failure_rule, failure_msg, failure_crash,
+-- cost, remaining.
 -- This file is split at the "--@ name" lines; each part is prefixed with the helpers below.
 
 local function now()
@@ -22,10 +23,12 @@ local function owns(job, consumer, attempt)
   return h[1] == 'PROCESSING' and h[2] == consumer and h[3] == attempt
 end
 
---@ create
--- ARGV: ttl_ms, depth, group, spec, latency_ms, failure_rule, failure_msg, failure_crash.
--- Admits a QUEUED job unless the jobs waiting cluster-wide (in the stream, not delivered)
--- reach the depth. Returns 1, or 0 when full.
+--@ submit
+-- ARGV: ttl_ms, depth, group, id, spec, input (blob key, or ''), url (or ''), latency_ms,
+-- failure_rule, failure_msg, failure_crash.
+-- Records a QUEUED job and puts it into the stream in one step, so a replica that dies after
+-- answering a submit cannot leave a job behind that nobody runs. Refused (0) when the jobs
+-- waiting cluster-wide (in the stream, not delivered) reach the depth.
 local waiting = 0
 if redis.call('EXISTS', KEYS[2]) == 1 then
   local pending = redis.call('XPENDING', KEYS[2], ARGV[3])[1]
@@ -35,26 +38,10 @@ if waiting >= tonumber(ARGV[2]) then
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', 'QUEUED', 'submitted', now(), 'attempt', 0,
-  'spec', ARGV[4], 'latency_ms', ARGV[5], 'failure_rule', ARGV[6], 'failure_msg', ARGV[7],
-  'failure_crash', ARGV[8])
+  'spec', ARGV[5], 'input', ARGV[6], 'url', ARGV[7], 'latency_ms', ARGV[8],
+  'failure_rule', ARGV[9], 'failure_msg', ARGV[10], 'failure_crash', ARGV[11])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-
---@ enqueue
--- ARGV: id, input blob key. The input is stored: the job goes into the stream.
-if redis.call('HGET', KEYS[1], 'state') ~= 'QUEUED' then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'input', ARGV[2])
-redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
-return 1
-
---@ fail_queued
--- ARGV: error. A job whose input could not be fetched, before it was enqueued.
-if redis.call('HGET', KEYS[1], 'state') ~= 'QUEUED' then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'state', 'FAILED', 'error', ARGV[1], 'finished', now())
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[4])
 return 1
 
 --@ claim
@@ -62,7 +49,7 @@ return 1
 -- Takes one job: first one whose lease ran out (its replica died or released it), else a new
 -- one; starts it as attempt n. Returns nil (nothing to do), {'skip'} (an expired or finished
 -- job, dropped), {'failed', id} (out of attempts) or {'run', id, entry, attempt, spec, input,
--- latency_ms, failure_rule, failure_msg, failure_crash}.
+-- url, latency_ms, failure_rule, failure_msg, failure_crash}.
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local entry
 local reclaimed = redis.call('XAUTOCLAIM', stream, group, consumer, ARGV[3], '0-0', 'COUNT', 1)
@@ -93,9 +80,9 @@ if attempt > tonumber(ARGV[5]) then
   return {'failed', id}
 end
 redis.call('HSET', job, 'state', 'PROCESSING', 'owner', consumer, 'started', now())
-local h = redis.call('HMGET', job, 'spec', 'input', 'latency_ms', 'failure_rule', 'failure_msg',
-  'failure_crash')
-return {'run', id, entry_id, tostring(attempt), h[1], h[2], h[3], h[4], h[5], h[6]}
+local h = redis.call('HMGET', job, 'spec', 'input', 'url', 'latency_ms', 'failure_rule',
+  'failure_msg', 'failure_crash')
+return {'run', id, entry_id, tostring(attempt), h[1], h[2], h[3], h[4], h[5], h[6], h[7]}
 
 --@ heartbeat
 -- ARGV: group, entry, consumer, attempt. Renews the lease (the entry's idle time) while the

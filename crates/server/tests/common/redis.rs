@@ -57,6 +57,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The same server through its unix socket.
+    pub fn socket_url(&self) -> String {
+        format!("unix://{}", self.dir.path().join("redis.sock").display())
+    }
+
     /// Kills the server (as a crash would).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -76,6 +81,7 @@ impl RedisServer {
         let child = std::process::Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--dir", self.dir.path().to_str().unwrap()])
+            .args(["--unixsocket", "redis.sock", "--unixsocketperm", "700"])
             .args(persistence)
             .stdout(std::process::Stdio::null())
             .spawn()
