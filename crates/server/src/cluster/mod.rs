@@ -375,9 +375,7 @@ impl Cluster {
         if !matches!(recorded, Ok(true)) {
             self.blobs.delete(&key).await;
         }
-        if recorded.is_ok() {
-            self.finished(claim).await;
-        }
+        self.finished(claim, &recorded).await;
         recorded
     }
 
@@ -391,9 +389,7 @@ impl Cluster {
         let recorded = self
             .fenced("fail", claim, &[error, rule.unwrap_or("")])
             .await;
-        if recorded.is_ok() {
-            self.finished(claim).await;
-        }
+        self.finished(claim, &recorded).await;
         recorded
     }
 
@@ -414,9 +410,17 @@ impl Cluster {
         }
     }
 
-    async fn finished(&self, claim: &Claim) {
-        self.running.remove(&claim.id);
-        self.blobs.delete(&BlobStore::input_key(&claim.id)).await;
+    /// This replica's run of a job has ended with `recorded` (its outcome recorded, stale, or
+    /// not known while Redis is away: then the run stays on the list to release at shutdown).
+    /// Only a recorded outcome ends the job's need for its input: after a stale run, the job's
+    /// current run may still be lost and need it again.
+    async fn finished(&self, claim: &Claim, recorded: &Result<bool, ServerError>) {
+        if let Ok(recorded) = recorded {
+            self.running.remove(&claim.id);
+            if *recorded {
+                self.blobs.delete(&BlobStore::input_key(&claim.id)).await;
+            }
+        }
     }
 
     /// A step fenced by this run's owner and attempt.
