@@ -373,6 +373,7 @@ async fn submit_job(
         Store::Memory(jobs) => {
             // This process fetches the image, then queues the job.
             jobs.insert(id);
+            let jobs = jobs.clone();
             let background = state.clone();
             let job_span = tracing::info_span!("job", job_id = %id);
             tokio::spawn(
@@ -387,9 +388,7 @@ async fn submit_job(
                         Err(err) => {
                             crate::metrics::job_finished("v2", false);
                             tracing::info!(error = %err, "job failed before it was queued");
-                            if let Store::Memory(jobs) = &shared.jobs {
-                                jobs.fail(&id, err.to_string());
-                            }
+                            jobs.fail(&id, err.to_string());
                         }
                     }
                 }
