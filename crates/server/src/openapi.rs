@@ -232,7 +232,10 @@ pub enum CallErrors {
     TooMany(ErrorBody),
     #[response(status = 500, description = "Internal failure (or an injected fault)")]
     Internal(ErrorBody),
-    #[response(status = 503, description = "Shutting down")]
+    #[response(
+        status = 503,
+        description = "Shutting down, or (with --redis-url) the job store is unreachable; see Retry-After"
+    )]
     Unavailable(ErrorBody),
     #[response(status = 504, description = "v1 not finished within the sync deadline")]
     GatewayTimeout(ErrorBody),
@@ -251,6 +254,11 @@ pub enum PollErrors {
         description = "The job FAILED: the body has status, error and metrics"
     )]
     Failed(JobStatus),
+    #[response(
+        status = 503,
+        description = "(with --redis-url) the job store is unreachable; see Retry-After"
+    )]
+    Unavailable(ErrorBody),
 }
 
 /// Errors of the admin API.

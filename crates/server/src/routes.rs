@@ -509,7 +509,8 @@ fn job_response(view: &JobView, urls: &Urls, full: bool) -> Response {
 #[utoipa::path(get, path = "/outputs/{file}", tag = "v2",
     params(("file" = String, Path, description = "<request id>.png")),
     responses((status = 200, description = "The output PNG", content_type = "image/png", body = String),
-        (status = 404, description = "Unknown, unfinished or expired", body = crate::openapi::ErrorBody)))]
+        (status = 404, description = "Unknown, unfinished or expired", body = crate::openapi::ErrorBody),
+        (status = 503, description = "(with --redis-url) the job store is unreachable; see Retry-After", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn output(
     State(state): State<AppState>,
     headers: HeaderMap,
