@@ -104,6 +104,33 @@ fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// Job `id`'s attempt count: how many of its runs have started.
+fn attempts(redis: &RedisServer, id: &str) -> Option<String> {
+    redis.field(&format!("upres:job:{id}"), "attempt")
+}
+
+/// Waits until job `id` is in `state` as the replica at `address` sees it.
+fn wait_state(address: &str, id: &str, state: &str, limit: Duration) {
+    wait_for(&format!("job {id} to be {state}"), limit, || {
+        status(address, id).unwrap()["status"] == state
+    });
+}
+
+/// Asserts that job `id`'s output, fetched from `address`, is the fast engine's x2 of `input(i)`.
+fn assert_output(address: &str, id: &str, i: usize) {
+    assert_output_is(id, i, get(address, &format!("/outputs/{id}.png")).unwrap());
+}
+
+/// Asserts that an answer to GET /outputs/{id}.png is the fast engine's x2 of `input(i)`.
+fn assert_output_is(id: &str, i: usize, (code, output): (u16, Vec<u8>)) {
+    assert_eq!(code, 200, "output of {id}");
+    let output = image::load_from_memory(&output).unwrap().to_rgb8();
+    assert!(
+        output == expected_x2(i),
+        "job {id} has another job's output"
+    );
+}
+
 /// Sends a replica a signal (`-STOP`, `-CONT`, `-TERM`).
 fn signal(replica: &Server, name: &str) {
     let sent = std::process::Command::new("kill")
@@ -180,15 +207,11 @@ fn jobs_survive_a_killed_replica_and_any_replica_answers() {
                     }
                     finished.lock().unwrap().push((id.clone(), Instant::now()));
                     completed.fetch_add(1, Ordering::SeqCst);
-                    let (code, output) = get(live(1 - side), &format!("/outputs/{id}.png"))
-                        .or_else(|_| get(&addresses[0], &format!("/outputs/{id}.png")))
+                    let path = format!("/outputs/{id}.png");
+                    let answer = get(live(1 - side), &path)
+                        .or_else(|_| get(&addresses[0], &path))
                         .unwrap();
-                    assert_eq!(code, 200, "output of {id}");
-                    let output = image::load_from_memory(&output).unwrap().to_rgb8();
-                    assert!(
-                        output == expected_x2(i),
-                        "job {id} has another job's output"
-                    );
+                    assert_output_is(&id, i, answer);
                 }
             })
         })
@@ -209,11 +232,7 @@ fn jobs_survive_a_killed_replica_and_any_replica_answers() {
     assert_eq!(finished.len(), 100);
     let mut rerun = 0;
     for (id, at) in finished.iter() {
-        let attempts: u32 = redis
-            .field(&format!("upres:job:{id}"), "attempt")
-            .unwrap()
-            .parse()
-            .unwrap();
+        let attempts: u32 = attempts(&redis, id).unwrap().parse().unwrap();
         assert!(attempts <= 2, "job {id} ran {attempts} times");
         if attempts == 2 {
             rerun += 1;
@@ -245,20 +264,11 @@ fn a_stalled_replica_loses_its_job_and_its_late_result() {
     let blobs = tempfile::tempdir().unwrap();
     let a = replica(&redis, blobs.path(), &timed("3"));
     let id = submit(&a.address, &submit_body(&png(&input(7)))).unwrap();
-    wait_for("the job to start on A", Duration::from_secs(10), || {
-        status(&a.address, &id).unwrap()["status"] == "PROCESSING"
-    });
+    wait_state(&a.address, &id, "PROCESSING", Duration::from_secs(10));
     let b = replica(&redis, blobs.path(), &timed("3"));
     signal(&a, "-STOP");
-    wait_for("B to finish the job", Duration::from_secs(20), || {
-        status(&b.address, &id).unwrap()["status"] == "COMPLETED"
-    });
-    assert_eq!(
-        redis
-            .field(&format!("upres:job:{id}"), "attempt")
-            .as_deref(),
-        Some("2")
-    );
+    wait_state(&b.address, &id, "COMPLETED", Duration::from_secs(20));
+    assert_eq!(attempts(&redis, &id).as_deref(), Some("2"));
     signal(&a, "-CONT");
     loop {
         let line = a
@@ -282,9 +292,7 @@ fn a_stalled_replica_loses_its_job_and_its_late_result() {
         Duration::from_secs(5),
         || outputs() == [format!("{id}-2.png")],
     );
-    let (code, output) = get(&a.address, &format!("/outputs/{id}.png")).unwrap();
-    assert_eq!(code, 200);
-    assert!(image::load_from_memory(&output).unwrap().to_rgb8() == expected_x2(7));
+    assert_output(&a.address, &id, 7);
 }
 
 /// Test 8: a real model across two replicas gives what one replica alone gives.
@@ -351,26 +359,13 @@ fn a_stopping_replica_releases_its_running_job_at_once() {
     flags.extend(["--lease", "60", "--shutdown-timeout", "0.5"]);
     let mut a = replica(&redis, blobs.path(), &flags);
     let id = submit(&a.address, &submit_body(&png(&input(3)))).unwrap();
-    wait_for("the job to start on A", Duration::from_secs(10), || {
-        status(&a.address, &id).unwrap()["status"] == "PROCESSING"
-    });
+    wait_state(&a.address, &id, "PROCESSING", Duration::from_secs(10));
     let b = replica(&redis, blobs.path(), &flags);
     signal(&a, "-TERM");
     assert!(a.child.wait().unwrap().success(), "A stops cleanly");
-    wait_for(
-        "B to finish the released job",
-        Duration::from_secs(15),
-        || status(&b.address, &id).unwrap()["status"] == "COMPLETED",
-    );
-    assert_eq!(
-        redis
-            .field(&format!("upres:job:{id}"), "attempt")
-            .as_deref(),
-        Some("1")
-    );
-    let (code, output) = get(&b.address, &format!("/outputs/{id}.png")).unwrap();
-    assert_eq!(code, 200);
-    assert!(image::load_from_memory(&output).unwrap().to_rgb8() == expected_x2(3));
+    wait_state(&b.address, &id, "COMPLETED", Duration::from_secs(15));
+    assert_eq!(attempts(&redis, &id).as_deref(), Some("1"));
+    assert_output(&b.address, &id, 3);
 }
 
 /// Test 5: a job that crashes whichever replica runs it (the `crash` fault, injected for that
@@ -449,11 +444,13 @@ fn a_job_that_kills_every_replica_fails_after_the_attempt_limit() {
         assert_eq!(code, 422);
     }
     for (i, id) in others {
-        wait_for("the other jobs", Duration::from_secs(30), || {
-            status(&replicas[0].address, &id).unwrap()["status"] == "COMPLETED"
-        });
-        let (_, output) = get(&replicas[1].address, &format!("/outputs/{id}.png")).unwrap();
-        assert!(image::load_from_memory(&output).unwrap().to_rgb8() == expected_x2(i));
+        wait_state(
+            &replicas[0].address,
+            &id,
+            "COMPLETED",
+            Duration::from_secs(30),
+        );
+        assert_output(&replicas[1].address, &id, i);
     }
 }
 

@@ -78,9 +78,13 @@ fn json_words(args: &str) -> Vec<String> {
     serde_json::from_str(args).unwrap_or_else(|e| panic!("not a JSON list ({e}): {args}"))
 }
 
+/// Whether the tests run as root (asked once: replays call it for every command).
 fn is_root() -> bool {
-    let id = Command::new("id").arg("-u").output().unwrap();
-    String::from_utf8_lossy(&id.stdout).trim() == "0"
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| {
+        let id = Command::new("id").arg("-u").output().unwrap();
+        String::from_utf8_lossy(&id.stdout).trim() == "0"
+    })
 }
 
 fn copy_all(from: &Path, to: &Path) {

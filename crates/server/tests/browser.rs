@@ -42,7 +42,8 @@ struct Browser {
     driver: Child,
     http: reqwest::Client,
     session: String,
-    _profile: tempfile::TempDir,
+    /// The browser's profile folder, removed with the session.
+    profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -75,7 +76,7 @@ impl Browser {
             driver,
             http: client(),
             session: String::new(),
-            _profile: profile,
+            profile,
         };
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
@@ -108,7 +109,7 @@ impl Browser {
             "--disable-component-update".to_string(),
             "--disable-sync".to_string(),
             "--no-first-run".to_string(),
-            format!("--user-data-dir={}", browser._profile.path().display()),
+            format!("--user-data-dir={}", browser.profile.path().display()),
         ];
         let created = browser
             .http
