@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Benchmarks (speed; quality against the reference table), the large-image memory check and
-# the tile-context sweep behind models/manifest.json.
+# Benchmarks (speed; quality against the reference table), the large-image memory check, and
+# the tile-size and tile-context sweeps behind models/manifest.json.
 # Run from anywhere in the checkout after scripts/setup.sh. Prints ratios measured in this run
 # (the machines are noisy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "benchmarks of $(date -u +%Y-%m-%d) on $(nproc) cores"
+cargo build --release -p upres-benches --example tile_probe
+benches/tiles.py
 cargo bench -p upres-benches --bench engine_overhead
 cargo bench -p upres-benches --bench latency
 cargo bench -p upres-benches --bench quality
 cargo bench -p upres-benches --bench load
-cargo test --release -p upres-engine --test memory -- --ignored --nocapture
+for model in $(ls .cache/models | sed -n 's/^\(.*\)-x4\.onnx$/\1/p'); do
+    UPRES_MEMORY_MODEL=$model cargo test --release -p upres-engine --test memory -- --ignored --nocapture
+done
 cargo test --release -p upres-engine --test tiling -- --ignored --nocapture

@@ -1,16 +1,21 @@
-//! Engine overhead: the full upscale (decode-free: planar split, alpha, tiles, blending,
-//! 8-bit conversion) of a 512x512 image against bare ONNX Runtime runs over the same tiles
-//! (with the model's context around each),
-//! measured in the same process, interleaved, reported as a ratio. Also sweeps tile sizes.
+//! Engine overhead: per image in a warm process, the engine's upscale (planar split, alpha,
+//! the tiles it chooses within the memory budget, mirrored context, blending, 8-bit output)
+//! against one bare ONNX Runtime `session.run` on the whole untiled image, and against one
+//! bare run on the image with the model's margin mirrored around it (what the engine feeds
+//! when the image fits whole). Interleaved rounds in one process; the ratio of each round, so
+//! drift in machine speed cancels out.
 //!
-//! `cargo bench -p upres-benches` (needs `scripts/setup.sh esrgan-slim`). Env: UPRES_BENCH_MODEL
-//! (default esrgan-slim), UPRES_BENCH_SIZE (default 512), UPRES_BENCH_ROUNDS (default 9).
+//! `cargo bench -p upres-benches --bench engine_overhead` (after `scripts/setup.sh`). Env:
+//! UPRES_BENCH_MODELS (default: every installed model), UPRES_BENCH_SIZE (default 512; the slow
+//! models esrgan-thick and realesrgan-x4plus use a quarter of it unless named),
+//! UPRES_BENCH_ROUNDS (default 5).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use image::{DynamicImage, RgbImage};
-use upres_engine::tiling::grid;
-use upres_engine::{run_sr_with, Engine, EngineArgs, Image, TileConfig, UpscaleRequest};
+use upres_benches::{env_list, photo_crop};
+use upres_engine::alpha::split;
+use upres_engine::tiling::{grid, Rect};
+use upres_engine::{run_sr_with, Engine, EngineArgs, Layout, UpscaleRequest};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -19,108 +24,77 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// A deterministic textured test picture (smooth gradients plus fine detail).
-fn picture(size: u32) -> Image {
-    Image::new(DynamicImage::ImageRgb8(RgbImage::from_fn(
-        size,
-        size,
-        |x, y| {
-            let f = |a: u32, b: u32| ((a * 7 + b * 13 + (a * b) % 29) % 256) as u8;
-            image::Rgb([f(x, y), f(y, x / 2 + 3), ((x + y) / 4 % 256) as u8])
-        },
-    )))
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
-fn engine_with_tile(tile: u32, overlap: u32) -> Engine {
-    let args = EngineArgs {
-        tile,
-        tile_overlap: overlap,
-        ..EngineArgs::default()
-    };
-    Engine::new(&args).expect("run scripts/setup.sh first")
+/// Seconds of one bare run on planar `data` of `size`.
+fn bare(engine: &Engine, model: &str, scale: u32, data: &[f32], size: (usize, usize)) -> f64 {
+    let session = engine.session(model, scale).unwrap();
+    let t = Instant::now();
+    run_sr_with(&session, data, size, |out| std::hint::black_box(out.len())).unwrap();
+    t.elapsed().as_secs_f64()
 }
 
 fn main() {
-    let model: String = env_or("UPRES_BENCH_MODEL", "esrgan-slim".to_string());
+    let named: Option<Vec<String>> = env_list("UPRES_BENCH_MODELS");
     let size: u32 = env_or("UPRES_BENCH_SIZE", 512);
-    let rounds: usize = env_or("UPRES_BENCH_ROUNDS", 9);
-    let image = picture(size);
-    let request = UpscaleRequest {
-        model: model.clone(),
-        scale: 4,
-        preserve_alpha: true,
-    };
-
-    let defaults = TileConfig::default();
-    let engine = engine_with_tile(defaults.size, defaults.overlap);
-    let session = engine.session(&model, 4).unwrap();
-    let (rgb, _) = upres_engine::alpha::split(&image.pixels);
-    let tiles: Vec<_> = grid(rgb.width, rgb.height, defaults)
-        .into_iter()
-        .flatten()
+    let rounds: usize = env_or("UPRES_BENCH_ROUNDS", 5);
+    let engine = Engine::new(&EngineArgs::default()).expect("run scripts/setup.sh first");
+    let models: Vec<_> = engine
+        .models()
+        .filter(|m| named.as_ref().is_none_or(|n| n.contains(&m.id)))
+        .cloned()
         .collect();
-    let tiling = engine.model(&model).unwrap().tiling;
-    let margin = tiling.margin();
-    let crops: Vec<Vec<f32>> = tiles
-        .iter()
-        .map(|&r| rgb.crop_extended(r, margin, tiling.border))
-        .collect();
-    engine.upscale(&image, &request).unwrap(); // warm-up
-
-    // Interleaved rounds; the ratio of each round, so drift in machine speed cancels out.
-    let mut ratios = Vec::with_capacity(rounds);
-    let (mut full, mut bare) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..rounds {
-        let t = Instant::now();
-        for (crop, &rect) in crops.iter().zip(&tiles) {
-            let size = (rect.w + 2 * margin, rect.h + 2 * margin);
-            run_sr_with(&session, crop, size, |out| std::hint::black_box(out.len())).unwrap();
-        }
-        let b = t.elapsed();
-        let t = Instant::now();
-        std::hint::black_box(engine.upscale(&image, &request).unwrap());
-        let f = t.elapsed();
-        ratios.push(f.as_secs_f64() / b.as_secs_f64());
-        (full, bare) = (full + f, bare + b);
-    }
-    ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
-    let per = |d: Duration| d.as_secs_f64() / rounds as f64;
     println!(
-        "{model} x4 {size}x{size}, {} tiles of {}+{}: engine {:.3} s, bare session {:.3} s per image; \
-         ratio median {median:.3} (overhead {:+.1}%), range {:.3}..{:.3} over {rounds} rounds",
-        tiles.len(),
-        defaults.size,
-        defaults.overlap,
-        per(full),
-        per(bare),
-        (median - 1.0) * 100.0,
-        ratios[0],
-        ratios[ratios.len() - 1],
+        "| model | image | tiles | engine / bare untiled | engine / bare with margin | bare untiled s |"
     );
-
-    // Tile-size sweep: throughput relative to the default tile size.
-    let base = per_image(&engine, &image, &request, rounds.min(3));
-    for tile in [64, 128, 256, 384] {
-        let t = per_image(
-            &engine_with_tile(tile, defaults.overlap),
-            &image,
-            &request,
-            rounds.min(3),
-        );
+    println!("|---|---|---|---|---|---|");
+    for model in models {
+        let slow = ["esrgan-thick", "realesrgan-x4plus"].contains(&model.id.as_str());
+        let side = if slow && named.is_none() { size / 4 } else { size };
+        let scale = *model.native_scales.last().unwrap();
+        let image = photo_crop(side);
+        let (rgb, _) = split(&image.pixels);
+        let (w, h) = (rgb.width, rgb.height);
+        let layout = Layout::of(&image.pixels, true);
+        let (tiling, tiles) = engine.tiling(&model, (w, h), scale as usize, layout);
+        let whole = Rect { x: 0, y: 0, w, h };
+        let margin = tiling.margin();
+        let padded = rgb.crop_extended(whole, margin, tiling.border);
+        let padded_size = (w + 2 * margin, h + 2 * margin);
+        let request = UpscaleRequest {
+            model: model.id.clone(),
+            scale,
+            preserve_alpha: true,
+        };
+        // Warm-up: sessions, kernels, the arena at both shapes.
+        engine.upscale(&image, &request).unwrap();
+        bare(&engine, &model.id, scale, &rgb.data, (w, h));
+        let (mut untiled, mut with_margin, mut seconds) = (vec![], vec![], vec![]);
+        for _ in 0..rounds {
+            let b = bare(&engine, &model.id, scale, &rgb.data, (w, h));
+            let p = bare(&engine, &model.id, scale, &padded, padded_size);
+            let t = Instant::now();
+            std::hint::black_box(engine.upscale(&image, &request).unwrap());
+            let e = t.elapsed().as_secs_f64();
+            untiled.push(e / b);
+            with_margin.push(e / p);
+            seconds.push(b);
+        }
+        let count = grid(w, h, tiles).concat().len();
         println!(
-            "tile {tile}: {t:.3} s per image, {:.3}x the default tile {}",
-            t / base,
-            defaults.size
+            "| {} | {side}x{side} x{scale} | {count} of {}x{} | {:.3} | {:.3} | {:.3} |",
+            model.id,
+            tiles.width.min(w as u32),
+            tiles.height.min(h as u32),
+            median(untiled),
+            median(with_margin),
+            median(seconds),
         );
     }
-}
-
-fn per_image(engine: &Engine, image: &Image, request: &UpscaleRequest, rounds: usize) -> f64 {
-    engine.upscale(image, request).unwrap();
-    let t = Instant::now();
-    for _ in 0..rounds {
-        std::hint::black_box(engine.upscale(image, request).unwrap());
-    }
-    t.elapsed().as_secs_f64() / rounds as f64
+    println!(
+        "\n{rounds} rounds. The margin alone costs (w + 2m)(h + 2m) / (w h) of the untiled run."
+    );
 }

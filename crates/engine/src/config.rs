@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 
 use crate::codec::Limits;
 use crate::runtime::Device;
-use crate::tiling::TileConfig;
+use crate::tiling::{TileConfig, DEFAULT_OVERLAP};
+
+/// Default of `--memory-budget`, in MiB (README, "Tile size").
+pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = 1792;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngineArgs {
@@ -23,12 +26,17 @@ pub struct EngineArgs {
     /// Where inference runs: cpu, or cuda (needs ONNX Runtime's GPU build; falls back to cpu).
     #[arg(long, env = "UPRES_DEVICE", default_value = "cpu")]
     pub device: Device,
-    /// Tile size in input pixels.
-    #[arg(long, env = "UPRES_TILE", default_value_t = TileConfig::default().size)]
-    pub tile: u32,
+    /// Tile size in input pixels. Default: per image and model, the whole image when it fits
+    /// --memory-budget, else the largest tile that does.
+    #[arg(long, env = "UPRES_TILE")]
+    pub tile: Option<u32>,
     /// Overlap between neighbouring tiles, in input pixels, blended across.
-    #[arg(long, env = "UPRES_TILE_OVERLAP", default_value_t = TileConfig::default().overlap)]
+    #[arg(long, env = "UPRES_TILE_OVERLAP", default_value_t = DEFAULT_OVERLAP)]
     pub tile_overlap: u32,
+    /// Memory one upscale may use, in MiB (the model's run on a tile, the band of blended rows,
+    /// the input and output images); the tiles are chosen to fit it.
+    #[arg(long, env = "UPRES_MEMORY_BUDGET", default_value_t = DEFAULT_MEMORY_BUDGET_MIB)]
+    pub memory_budget: u64,
     /// Context fed around each tile (and beyond the image border, mirrored), in input pixels;
     /// its output is cut off. Default: the model's own, measured and stored in the manifest.
     #[arg(long, env = "UPRES_TILE_CONTEXT")]
@@ -133,11 +141,10 @@ impl Default for EngineArgs {
 }
 
 impl EngineArgs {
-    pub fn tile_config(&self) -> TileConfig {
-        TileConfig {
-            size: self.tile,
-            overlap: self.tile_overlap,
-        }
+    /// The fixed tiling from `--tile`, if given.
+    pub fn tile_config(&self) -> Option<TileConfig> {
+        self.tile
+            .map(|size| TileConfig::square(size, self.tile_overlap))
     }
     pub fn limits(&self) -> Limits {
         Limits {

@@ -18,12 +18,13 @@ use ort::value::TensorRef;
 pub use codec::{decode, encode, Image, Limits, OutputFormat};
 pub use config::EngineArgs;
 pub use error::{EngineError, Result};
+pub use output::Layout;
 pub use registry::{ModelInfo, SharedSession};
 pub use resample::Resample;
 pub use runtime::Device;
 pub use tiling::{ModelTiling, TileConfig};
 
-use crate::output::{Layout, Output};
+use crate::output::Output;
 use crate::registry::Registry;
 use crate::tiling::Planar;
 
@@ -41,7 +42,10 @@ pub struct UpscaleRequest {
 /// Models, sessions and settings. Shared by all callers (`Send + Sync`).
 pub struct Engine {
     registry: Registry,
-    tile: TileConfig,
+    /// `--tile`: one tiling for every image; else chosen per image from the budget.
+    tile: Option<TileConfig>,
+    tile_overlap: u32,
+    memory_budget: u64,
     tile_context: Option<usize>,
     limits: Limits,
     moderation_threshold: f32,
@@ -66,7 +70,9 @@ impl Engine {
         let env = runtime::init(&library)?;
         Ok(Engine {
             registry: Registry::scan(env, &models, args.threads, args.device)?,
-            tile: args.tile_config().validate()?,
+            tile: args.tile_config().map(TileConfig::validate).transpose()?,
+            tile_overlap: args.tile_overlap,
+            memory_budget: args.memory_budget << 20,
             tile_context: args.tile_context,
             limits: args.limits(),
             moderation_threshold: args.moderation_threshold,
@@ -132,6 +138,35 @@ impl Engine {
         Ok((model, native, downscale))
     }
 
+    /// How an image of `(width, height)` is tiled for `model` at `scale`: the model's tiling
+    /// (with `--tile-context` applied) and the tiles: `--tile`, else those that compute least
+    /// within `--memory-budget` once the images are counted (the planar float input, the
+    /// output raster and its encoded copy, at most as large).
+    pub fn tiling(
+        &self,
+        model: &ModelInfo,
+        (width, height): (usize, usize),
+        scale: usize,
+        layout: Layout,
+    ) -> (ModelTiling, TileConfig) {
+        let model = ModelTiling {
+            context: self.tile_context.unwrap_or(model.tiling.context),
+            ..model.tiling
+        };
+        let images =
+            12 * (width * height) as u64 + 2 * layout.raster_bytes(width * scale, height * scale);
+        let tiles = self.tile.unwrap_or_else(|| {
+            TileConfig::within_budget(
+                model,
+                (width, height),
+                scale,
+                self.tile_overlap,
+                self.memory_budget.saturating_sub(images),
+            )
+        });
+        (model, tiles)
+    }
+
     /// Upscales one decoded image.
     pub fn upscale(&self, image: &Image, request: &UpscaleRequest) -> Result<Image> {
         self.upscale_with_progress(image, request, &|_, _| {})
@@ -158,15 +193,13 @@ impl Engine {
         }
         let (w, h) = (rgb.width, rgb.height);
         let mut out = Output::new(w * scale, h * scale, layout);
-        let total = tiling::grid(w, h, self.tile).iter().map(Vec::len).sum();
+        let (model_tiling, tiles) = self.tiling(model, (w, h), scale, layout);
+        let total = tiling::grid(w, h, tiles).iter().map(Vec::len).sum();
         let mut done = 0;
         tiling::upscale(
             &rgb,
-            self.tile,
-            ModelTiling {
-                context: self.tile_context.unwrap_or(model.tiling.context),
-                ..model.tiling
-            },
+            tiles,
+            model_tiling,
             native as usize,
             downscale as usize,
             |tile, tw, th, consume: &mut dyn FnMut(&[f32])| {

@@ -25,6 +25,11 @@ impl Layout {
     fn channels(self) -> usize {
         (if self.grey { 1 } else { 3 }) + usize::from(self.alpha)
     }
+
+    /// Bytes of a `width` x `height` raster in this layout.
+    pub fn raster_bytes(self, width: usize, height: usize) -> u64 {
+        (width * height * self.channels() * if self.sixteen_bit { 2 } else { 1 }) as u64
+    }
 }
 
 /// A channel value type of the output.

@@ -11,31 +11,90 @@ use serde::Deserialize;
 
 use crate::error::{EngineError, Result};
 
-/// Tile size and overlap, in input pixels (without the model's context around each tile).
+/// Largest tile size and overlap, in input pixels (without the model's context around each
+/// tile).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TileConfig {
-    pub size: u32,
+    pub width: u32,
+    pub height: u32,
     pub overlap: u32,
 }
 
-impl Default for TileConfig {
-    fn default() -> Self {
-        TileConfig {
-            size: 192,
-            overlap: 16,
-        }
-    }
-}
+/// Overlap between neighbouring tiles by default, in input pixels.
+pub const DEFAULT_OVERLAP: u32 = 16;
+/// The smallest tile side [`TileConfig::within_budget`] picks, however small the budget.
+const MIN_TILE: usize = 64;
 
 impl TileConfig {
+    /// Square tiles of `size`.
+    pub fn square(size: u32, overlap: u32) -> Self {
+        TileConfig {
+            width: size,
+            height: size,
+            overlap,
+        }
+    }
+
     pub fn validate(self) -> Result<Self> {
-        if self.size < 16 || self.overlap * 2 > self.size {
+        let side = self.width.min(self.height);
+        if side < 16 || self.overlap * 2 > side {
             return Err(EngineError::Inference(format!(
-                "invalid tiling: tile {} and overlap {} (need tile >= 16 and overlap <= tile / 2)",
-                self.size, self.overlap
+                "invalid tiling: tile {}x{} and overlap {} (need tile >= 16 and overlap <= tile / 2)",
+                self.width, self.height, self.overlap
             )));
         }
         Ok(self)
+    }
+
+    /// The tiling of a `width` x `height` image that computes the fewest pixels (tiles with
+    /// their context) while one tile's working memory stays within `budget` bytes: the whole
+    /// image in one run when it fits, else for each number of tile columns the tallest tiles
+    /// that fit, whichever computes least. Tile sides are at least 64 px, whatever the budget.
+    pub fn within_budget(
+        model: ModelTiling,
+        (width, height): (usize, usize),
+        scale: usize,
+        overlap: u32,
+        budget: u64,
+    ) -> TileConfig {
+        let o = overlap as usize;
+        let min_side = |len: usize| len.min(MIN_TILE.max(2 * o + 1));
+        let fits = |tw: usize, th: usize| model.working_memory((tw, th), width, scale) <= budget;
+        // (pixels computed, tile width, tile height) for tiles of at most `tw` x `th`.
+        let cost = |tw: usize, th: usize| {
+            let (xs, ys) = (spans(width, tw, o), spans(height, th, o));
+            let m = model.margin();
+            let px = xs.len() * ys.len() * (xs[0].1 + 2 * m) * (ys[0].1 + 2 * m);
+            (px, tw, th)
+        };
+        let mut best = None;
+        for columns in 1..=width.div_ceil(MIN_TILE) {
+            let tw = (width + (columns - 1) * o).div_ceil(columns);
+            if columns > 1 && tw < min_side(width) {
+                break;
+            }
+            if !fits(tw, min_side(height)) {
+                continue;
+            }
+            // The tallest tile that fits, by bisection (memory grows with the height).
+            let (mut lo, mut hi) = (min_side(height), height + 1);
+            while hi - lo > 1 {
+                let mid = (lo + hi) / 2;
+                if fits(tw, mid) {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            let candidate = cost(tw, lo);
+            best = Some(best.map_or(candidate, |b: (usize, usize, usize)| b.min(candidate)));
+        }
+        let (_, tw, th) = best.unwrap_or((0, min_side(width), min_side(height)));
+        TileConfig {
+            width: tw as u32,
+            height: th as u32,
+            overlap,
+        }
     }
 }
 
@@ -50,7 +109,8 @@ pub enum Border {
     Replicate,
 }
 
-/// What a model needs around each tile, in input pixels; stored per model in the manifest.
+/// What a model needs around each tile, in input pixels, and the memory it needs; stored per
+/// model in the manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelTiling {
@@ -61,15 +121,19 @@ pub struct ModelTiling {
     /// Pixels on every side that the network's unpadded convolutions consume (its output is
     /// `scale * (input - 2 * shrink)`).
     pub shrink: usize,
+    /// ONNX Runtime's working memory for one run, in bytes per input pixel (context
+    /// included), at the model's largest scale (measured by benches/tiles.py).
+    pub bytes_per_pixel: u64,
 }
 
 impl Default for ModelTiling {
-    /// For a model file the manifest does not describe.
+    /// For a model file the manifest does not describe: a generous guess.
     fn default() -> Self {
         ModelTiling {
             border: Border::Reflect,
             context: 16,
             shrink: 0,
+            bytes_per_pixel: 16 << 10,
         }
     }
 }
@@ -78,6 +142,16 @@ impl ModelTiling {
     /// Input pixels fed around a tile on every side.
     pub fn margin(self) -> usize {
         self.context + self.shrink
+    }
+
+    /// Bytes that upscaling an image `image_width` wide with tiles of `tw` x `th` needs beyond
+    /// the input and output images: one model run on a tile with its margin, and the band of
+    /// blended float output rows, one tile high and as wide as the output.
+    pub fn working_memory(self, (tw, th): (usize, usize), image_width: usize, scale: usize) -> u64 {
+        let m = self.margin();
+        let run = self.bytes_per_pixel * ((tw + 2 * m) * (th + 2 * m)) as u64;
+        let band = 3 * 4 * (th * scale * image_width * scale) as u64;
+        run + band
     }
 }
 
@@ -162,9 +236,9 @@ fn spans(len: usize, size: usize, overlap: usize) -> Vec<(usize, usize)> {
 
 /// The tiles covering a `width` x `height` image, in rows, top to bottom.
 pub fn grid(width: usize, height: usize, cfg: TileConfig) -> Vec<Vec<Rect>> {
-    let (size, overlap) = (cfg.size as usize, cfg.overlap as usize);
-    let xs = spans(width, size, overlap);
-    spans(height, size, overlap)
+    let overlap = cfg.overlap as usize;
+    let xs = spans(width, cfg.width as usize, overlap);
+    spans(height, cfg.height as usize, overlap)
         .into_iter()
         .map(|(y, h)| xs.iter().map(|&(x, w)| Rect { x, y, w, h }).collect())
         .collect()
@@ -398,10 +472,7 @@ mod tests {
 
     #[test]
     fn grid_covers_the_image_with_overlap() {
-        let cfg = TileConfig {
-            size: 64,
-            overlap: 16,
-        };
+        let cfg = TileConfig::square(64, 16);
         for (w, h) in [(1, 1), (1, 3000), (64, 64), (65, 200), (500, 130)] {
             let rows = grid(w, h, cfg);
             let mut covered = vec![false; w * h];
@@ -432,6 +503,55 @@ mod tests {
             };
             assert_eq!(tiles.len(), need(w) * need(h), "{w}x{h}");
         }
+    }
+
+    #[test]
+    fn tiles_compute_least_within_the_budget() {
+        let model = ModelTiling {
+            border: Border::Reflect,
+            context: 8,
+            shrink: 0,
+            bytes_per_pixel: 4096,
+        };
+        let mib = |n: u64| n << 20;
+        let computed = |cfg: TileConfig, (w, h): (usize, usize)| -> usize {
+            grid(w, h, cfg)
+                .concat()
+                .iter()
+                .map(|r| (r.w + 16) * (r.h + 16))
+                .sum()
+        };
+        // A small image fits whole: one tile, nothing computed twice.
+        let small = TileConfig::within_budget(model, (300, 200), 4, 16, mib(1024));
+        assert_eq!(grid(300, 200, small).concat().len(), 1);
+        for (size, budget) in [
+            ((2048, 2048), mib(256)),
+            ((2048, 2048), mib(1024)),
+            ((3000, 500), mib(700)),
+            ((512, 512), mib(900)),
+        ] {
+            let cfg = TileConfig::within_budget(model, size, 4, 16, budget);
+            let (tw, th) = (cfg.width as usize, cfg.height as usize);
+            assert!(
+                model.working_memory((tw.min(size.0), th.min(size.1)), size.0, 4) <= budget,
+                "{size:?}: {cfg:?} over budget"
+            );
+            assert_eq!(cfg.overlap, 16);
+            // No square tiling that fits computes less.
+            for side in (64..=size.0.max(size.1)).step_by(8) {
+                let square = TileConfig::square(side as u32, 16);
+                if model.working_memory((side.min(size.0), side.min(size.1)), size.0, 4) <= budget {
+                    assert!(
+                        computed(cfg, size) <= computed(square, size),
+                        "{size:?}: {cfg:?} vs {side}"
+                    );
+                }
+            }
+        }
+        // However small the budget, tiles stay usable.
+        let tiny = TileConfig::within_budget(model, (2048, 2048), 4, 16, 1);
+        assert_eq!((tiny.width, tiny.height), (64, 64));
+        assert!(tiny.validate().is_ok());
     }
 
     #[test]
@@ -491,11 +611,13 @@ mod tests {
                 border: Border::Replicate,
                 context: 0,
                 shrink: 3,
+                bytes_per_pixel: 0,
             },
             ModelTiling {
                 border: Border::Reflect,
                 context: 5,
                 shrink: 2,
+                bytes_per_pixel: 0,
             },
         ];
         for model in models {
@@ -505,10 +627,7 @@ mod tests {
                 let mut next_row = 0;
                 upscale(
                     &input,
-                    TileConfig {
-                        size: 32,
-                        overlap: 8,
-                    },
+                    TileConfig::square(32, 8),
                     model,
                     model_scale,
                     down,

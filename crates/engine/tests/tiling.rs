@@ -48,13 +48,13 @@ fn photo(x: u32, y: u32, w: u32, h: u32) -> RgbImage {
 
 /// One engine that runs every image as a single tile, one with small tiles.
 fn whole_engine() -> Engine {
-    engine_with(|a| a.tile = 1 << 20)
+    engine_with(|a| a.tile = Some(1 << 20))
 }
 
 /// 2x2 tiles of a 72-pixel crop: one join each way and a corner where four tiles meet.
 fn small_tiles(context: Option<usize>) -> Engine {
     engine_with(|a| {
-        a.tile = 40;
+        a.tile = Some(40);
         a.tile_overlap = 8;
         a.tile_context = context;
     })
@@ -122,7 +122,7 @@ fn tiles_do_not_change_the_result_for_any_model() {
     }
     // The control: hard-cut tiles without context, whose seams the line check must catch.
     let hard_cut = engine_with(|a| {
-        a.tile = 40;
+        a.tile = Some(40);
         a.tile_overlap = 0;
         a.tile_context = Some(0);
     });
@@ -220,7 +220,7 @@ fn measure_tile_context() {
             let mut chosen = None;
             for context in [0, 4, 8, 12, 16, 24, 32, 48, 64] {
                 let whole = engine_with(|a| {
-                    a.tile = 1 << 20;
+                    a.tile = Some(1 << 20);
                     a.tile_context = Some(context);
                 });
                 let reference = upscale(&whole, &model.id, scale, &input);

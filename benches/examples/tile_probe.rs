@@ -1,0 +1,53 @@
+//! One model, one tile size: the time of a bare session run on a photo crop of `tile` pixels
+//! plus the model's margin on every side, and the memory that run adds to the process (peak
+//! RSS after the runs minus RSS before the first). One process per point, so each starts with
+//! an empty ONNX Runtime arena; `benches/tiles.sh` runs the sweep.
+//!
+//! `cargo run --release -p upres-benches --example tile_probe -- MODEL SCALE TILE [RUNS]`
+//! prints one JSON line.
+
+use std::time::Instant;
+
+use upres_benches::photo_crop;
+use upres_engine::{run_sr_with, Engine, EngineArgs};
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [model, scale, tile, rest @ ..] = args.as_slice() else {
+        panic!("usage: tile_probe MODEL SCALE TILE [RUNS]");
+    };
+    let (scale, tile): (u32, usize) = (scale.parse().unwrap(), tile.parse().unwrap());
+    let runs: usize = rest.first().map_or(3, |r| r.parse().unwrap());
+    let engine = Engine::new(&EngineArgs::default()).expect("run scripts/setup.sh first");
+    let tiling = engine.model(model).unwrap().tiling;
+    let (native, _) = engine.model(model).unwrap().plan(scale).unwrap();
+    let session = engine.session(model, native).unwrap();
+    let side = tile + 2 * tiling.margin();
+    let (rgb, _) = upres_engine::alpha::split(&photo_crop(side as u32).pixels);
+    let before = status_kib("VmRSS:");
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        run_sr_with(&session, &rgb.data, (side, side), |out| {
+            std::hint::black_box(out.len())
+        })
+        .unwrap();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let added = status_kib("VmHWM:").saturating_sub(before);
+    // The first run also builds ONNX Runtime's kernels and arena: report the best of the rest.
+    let best = times.iter().skip(1).copied().fold(f64::INFINITY, f64::min);
+    let best = if best.is_finite() { best } else { times[0] };
+    println!(
+        "{{\"model\":\"{model}\",\"scale\":{scale},\"tile\":{tile},\"side\":{side},\"seconds\":{best:.4},\
+         \"first_seconds\":{:.4},\"added_kib\":{added},\"bytes_per_px\":{:.1}}}",
+        times[0],
+        added as f64 * 1024.0 / (side * side) as f64
+    );
+}
