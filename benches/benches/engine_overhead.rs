@@ -53,7 +53,11 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for model in models {
         let slow = ["esrgan-thick", "realesrgan-x4plus"].contains(&model.id.as_str());
-        let side = if slow && named.is_none() { size / 4 } else { size };
+        let side = if slow && named.is_none() {
+            size / 4
+        } else {
+            size
+        };
         let scale = *model.native_scales.last().unwrap();
         let image = photo_crop(side);
         let (rgb, _) = split(&image.pixels);
