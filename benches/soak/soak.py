@@ -759,11 +759,12 @@ def judge(args, samples, loads, servers, load_end, finals) -> tuple[bool, dict]:
                        "why": f"{s['expiry_checked']} jobs checked gone after their TTL, "
                               f"{s['expiry_violations']} still there"}
         final = finals.get(name, {})
-        finished = final.get("jobs_v2_completed", 0) + final.get("jobs_v2_failed", 0)
+        finished = sum(final.get(f"jobs_v2_{o}", 0) for o in ("completed", "failed", "expired"))
         c["server_job_count"] = {
             "pass": finished == s["accepted"],
             "why": f"server v2 jobs finished {finished:.0f} (completed {final.get('jobs_v2_completed', 0):.0f}, "
-                   f"failed {final.get('jobs_v2_failed', 0):.0f}) vs {s['accepted']} accepted "
+                   f"failed {final.get('jobs_v2_failed', 0):.0f}, expired while queued "
+                   f"{final.get('jobs_v2_expired', 0):.0f}) vs {s['accepted']} accepted "
                    f"({s['accepted_untracked']} never polled)"}
         v1_done = final.get("jobs_v1_completed", 0)
         c["v1_count"] = {

@@ -63,6 +63,14 @@ pub struct ServeArgs {
     /// Seconds allowed to receive a request body.
     #[arg(long, env = "UPRES_BODY_TIMEOUT", default_value = "60", value_parser = seconds)]
     pub body_timeout: Duration,
+    /// Seconds a client has to send a request's head (request line and headers), counted from
+    /// its first byte, or from the connection's opening for its first request; past it the
+    /// connection is closed (slowloris and silent connections).
+    #[arg(long, env = "UPRES_HEADER_READ_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub header_read_timeout: Duration,
+    /// Seconds a connection may sit idle between requests before the server closes it.
+    #[arg(long, env = "UPRES_KEEP_ALIVE_TIMEOUT", default_value = "30", value_parser = seconds)]
+    pub keep_alive_timeout: Duration,
     /// Seconds allowed to download an image URL, redirects included.
     #[arg(long, env = "UPRES_FETCH_TIMEOUT", default_value = "30", value_parser = seconds)]
     pub fetch_timeout: Duration,

@@ -8,6 +8,7 @@
 mod admin;
 mod args;
 mod cluster;
+mod conn;
 pub mod emulation;
 mod error;
 mod fetch;
@@ -33,8 +34,12 @@ use upres_engine::Engine;
 
 pub use args::ServeArgs;
 pub use error::ServerError;
+/// The `image` field's parser, public for the fuzz targets (fuzz/).
+pub use fetch::ImageSource;
 pub use openapi::document as openapi_document;
 pub use params::JobSpec;
+/// The submit body's parser, public for the fuzz targets (fuzz/).
+pub use params::Submission;
 pub use routes::{app, MODEL_SLUG};
 pub use state::{AppState, Readiness};
 pub use upscaler::{EngineKind, OfferedModel, Upscaler};
@@ -106,9 +111,12 @@ pub async fn run(
 
     let stop = CancellationToken::new();
     let mut server = tokio::spawn(
-        axum::serve(listener, app(state.clone()))
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .into_future(),
+        axum::serve(
+            conn::Acceptor::new(listener, shared.timeouts),
+            app(state.clone()).into_make_service_with_connect_info::<conn::Activity>(),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .into_future(),
     );
     tokio::select! {
         ended = &mut server => {

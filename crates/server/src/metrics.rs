@@ -56,9 +56,13 @@ fn describe() {
         "upres_jobs_capacity",
         "Jobs that may be PROCESSING at once."
     );
+    describe_gauge!(
+        "upres_jobs_on_record",
+        "v2 jobs on record in this process's memory (submitted, not expired); 0 with --redis-url."
+    );
     describe_counter!(
         "upres_jobs_total",
-        "Finished jobs by API (v1, v2) and outcome (completed, failed)."
+        "Finished jobs by API (v1, v2) and outcome (completed, failed, expired: a v2 job whose TTL ran out before it started)."
     );
     describe_histogram!(
         "upres_job_queue_seconds",
@@ -95,15 +99,24 @@ fn describe() {
 }
 
 /// Sets the gauges that describe the present (called when /metrics is scraped).
-pub fn set_queue(waiting: usize, depth: usize, running: usize, capacity: u32) {
+pub fn set_now(waiting: usize, depth: usize, running: usize, capacity: u32, on_record: usize) {
     gauge!("upres_queue_waiting").set(waiting as f64);
     gauge!("upres_queue_depth").set(depth as f64);
     gauge!("upres_jobs_running").set(running as f64);
     gauge!("upres_jobs_capacity").set(f64::from(capacity));
+    gauge!("upres_jobs_on_record").set(on_record as f64);
 }
 
 /// Counts a finished job.
 pub fn job_finished(api: &'static str, completed: bool) {
-    let outcome = if completed { "completed" } else { "failed" };
+    count_job(api, if completed { "completed" } else { "failed" });
+}
+
+/// Counts a v2 job whose TTL ran out while it was queued: it never runs.
+pub fn job_expired() {
+    count_job("v2", "expired");
+}
+
+fn count_job(api: &'static str, outcome: &'static str) {
     counter!("upres_jobs_total", "api" => api, "outcome" => outcome).increment(1);
 }

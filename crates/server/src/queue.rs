@@ -302,7 +302,15 @@ impl Runner {
         let started = Instant::now();
         let wanted = match &target {
             Target::Sync(reply) => !reply.is_closed(),
-            Target::Job(id) => self.jobs.begin(id, started),
+            Target::Job(id) => {
+                // Its record is gone only when its TTL ran out while it waited.
+                let on_record = self.jobs.begin(id, started);
+                if !on_record {
+                    crate::metrics::job_expired();
+                    span.in_scope(|| tracing::info!("job expired before it started"));
+                }
+                on_record
+            }
             Target::Claimed(..) => true,
         };
         if !wanted {

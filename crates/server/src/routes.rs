@@ -67,7 +67,13 @@ pub fn app(state: AppState) -> Router {
             },
         ));
     }
-    router.layer(middleware::from_fn(observe)).with_state(state)
+    router
+        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::conn::keep_usable,
+        ))
+        .with_state(state)
 }
 
 /// The route template a request matched, for metric labels (never the raw path).
@@ -589,11 +595,12 @@ pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Value>,
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let queue = &state.0.queue;
-    crate::metrics::set_queue(
+    crate::metrics::set_now(
         queue.waiting(),
         queue.depth(),
         queue.running(),
         queue.capacity(),
+        state.jobs_on_record(),
     );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::args::ServeArgs;
 use crate::cluster::Cluster;
+use crate::conn::Timeouts;
 use crate::emulation::{Accounts, Emulation};
 use crate::error::ServerError;
 use crate::fetch::Fetcher;
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub default_model: String,
     pub body_limit: usize,
     pub body_timeout: Duration,
+    /// How long a connection may take to send a request head, or sit idle.
+    pub timeouts: Timeouts,
     pub sync_deadline: Duration,
     pub shutdown_timeout: Duration,
     pub fetcher: Arc<Fetcher>,
@@ -108,6 +111,10 @@ impl AppState {
             default_model: args.model.clone(),
             body_limit: args.body_limit(),
             body_timeout: args.body_timeout,
+            timeouts: Timeouts {
+                header_read: args.header_read_timeout,
+                keep_alive: args.keep_alive_timeout,
+            },
             sync_deadline: args.sync_deadline,
             shutdown_timeout: args.shutdown_timeout,
             fetcher,

@@ -12,6 +12,10 @@ use crate::cluster::Cluster;
 use crate::error::ServerError;
 use crate::jobs::{JobStore, JobView, Output};
 
+/// Bytes read from a spooled (or blob) output at a time: each read is a trip to Tokio's blocking
+/// pool, and each chunk a write to the socket.
+const FILE_CHUNK: usize = 256 << 10;
+
 pub enum Store {
     Memory(Arc<JobStore>),
     Redis(Arc<Cluster>),
@@ -39,7 +43,9 @@ impl Store {
         };
         let length = file.metadata().await?.len();
         Ok((
-            Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+            Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                file, FILE_CHUNK,
+            )),
             length,
         ))
     }
@@ -81,5 +87,34 @@ impl Store {
             Store::Memory(_) => "memory",
             Store::Redis(_) => "redis",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn spooled_outputs_are_streamed_in_large_chunks() {
+        let spool = tempfile::tempdir().unwrap();
+        let path = spool.path().join("output.png");
+        std::fs::write(&path, vec![7; 1 << 20]).unwrap();
+        let jobs = JobStore::start(Duration::from_secs(60), 0, Some(spool.path())).unwrap();
+        let (body, length) = Store::Memory(jobs)
+            .output(Output::Spooled(path))
+            .await
+            .unwrap();
+        assert_eq!(length, 1 << 20);
+        let chunks: Vec<usize> = body
+            .into_data_stream()
+            .map(|chunk| chunk.unwrap().len())
+            .collect()
+            .await;
+        assert_eq!(chunks.iter().sum::<usize>(), 1 << 20);
+        assert!(chunks.len() <= 4, "{} chunks", chunks.len());
     }
 }

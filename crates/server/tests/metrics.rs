@@ -173,6 +173,11 @@ async fn metrics_count_what_was_sent_and_pass_promtool() {
         1.0
     );
     assert_eq!(sample(&all, "upres_jobs_capacity", &[]), 1.0);
+    assert_eq!(
+        sample(&all, "upres_jobs_on_record", &[]),
+        2.0,
+        "the v2 jobs"
+    );
     assert_eq!(sample(&all, "upres_jobs_running", &[]), 0.0, "all finished");
     assert_eq!(sample(&all, "upres_build_info", &["version=\""]), 1.0);
     for secret in [
