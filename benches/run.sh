@@ -9,6 +9,7 @@ echo "benchmarks of $(date -u +%Y-%m-%d) on $(nproc) cores"
 cargo build --release -p upres-benches --example tile_probe
 benches/tiles.py
 cargo bench -p upres-benches --bench engine_overhead
+cargo bench -p upres-benches --bench cold_start
 cargo bench -p upres-benches --bench latency
 cargo bench -p upres-benches --bench quality
 cargo bench -p upres-benches --bench load
