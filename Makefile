@@ -4,9 +4,13 @@
 # `make setup MODELS="esrgan-slim open-nsfw"` installs a subset of the models.
 
 MODELS ?=
+# Seconds per fuzz target in `make test` (scripts/fuzz.sh; fuzz/README.md has the long run).
+FUZZ_SECONDS ?= 60
+# Targets fuzzed at once (one core each).
+FUZZ_JOBS ?= 2
 CARGO ?= cargo
 
-.PHONY: setup test-tools build install serve test bench
+.PHONY: setup test-tools build install serve test fuzz-smoke bench
 
 setup:
 	scripts/setup.sh $(MODELS)
@@ -25,6 +29,10 @@ serve: setup build
 
 test: setup test-tools
 	$(CARGO) test --release --locked --workspace
+	$(MAKE) fuzz-smoke
+
+fuzz-smoke:
+	FUZZ_JOBS=$(FUZZ_JOBS) scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: setup
 	benches/run.sh

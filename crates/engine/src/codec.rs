@@ -102,6 +102,21 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image> {
     ) {
         return Err(EngineError::UnsupportedFormat(format!("{format:?}")));
     }
+    // A decoder that panics on malformed data (zune-jpeg 0.5.15 does on some, found by the
+    // `decode` fuzz target) must fail this image only, as corrupt, not the caller's thread.
+    std::panic::catch_unwind(|| decode_as(bytes, format, limits)).unwrap_or_else(|panic| {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(EngineError::CorruptImage(format!(
+            "the {format:?} decoder failed on this data ({reason})"
+        )))
+    })
+}
+
+fn decode_as(bytes: &[u8], format: ImageFormat, limits: &Limits) -> Result<Image> {
     let mut decoder = ImageReader::with_format(Cursor::new(bytes), format)
         .into_decoder()
         .map_err(decode_error)?;
@@ -113,6 +128,9 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image> {
             limit: limits.max_input_pixels,
         });
     }
+    if format == ImageFormat::WebP {
+        check_webp_chunks(bytes, limits.max_input_pixels)?;
+    }
     let icc_profile = decoder.icc_profile().ok().flatten();
     let orientation = decoder
         .orientation()
@@ -122,6 +140,86 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image> {
     Ok(Image {
         pixels,
         icc_profile,
+    })
+}
+
+/// Checks that image-webp (0.2.4) needs before it allocates, found by the `decode` fuzz target:
+/// - it allocates a lossy frame's buffers (1.5 bytes per pixel) from the frame's own header
+///   before comparing that size with the canvas, which is what `decode` checks: a 16x16
+///   extended WebP could announce a 16383 x 16383 frame and have ~400 MB allocated. So every VP8
+///   frame header, top-level or inside an animation frame, must be within the pixel limit too;
+/// - it allocates a metadata chunk (ICCP, EXIF, XMP) at the size its header declares, up to
+///   4 GiB, before reading it. So no chunk may declare more bytes than the input has.
+fn check_webp_chunks(bytes: &[u8], max_pixels: u64) -> Result<()> {
+    let check_vp8 = |data: &[u8]| {
+        // Frame tag (3 bytes, bit 0 clear for a key frame), start code, 14-bit width and height.
+        if data.len() < 10 || data[0] & 1 != 0 || data[3..6] != [0x9d, 0x01, 0x2a] {
+            return Ok(());
+        }
+        let width = u32::from(u16::from_le_bytes([data[6], data[7]]) & 0x3fff);
+        let height = u32::from(u16::from_le_bytes([data[8], data[9]]) & 0x3fff);
+        if u64::from(width) * u64::from(height) > max_pixels {
+            return Err(EngineError::TooManyInputPixels {
+                width,
+                height,
+                limit: max_pixels,
+            });
+        }
+        Ok(())
+    };
+    for chunk in riff_chunks(bytes.get(12..).unwrap_or_default()) {
+        if chunk.declared > chunk.data.len() {
+            return Err(EngineError::CorruptImage(format!(
+                "WebP chunk '{}' declares {} bytes but only {} follow",
+                String::from_utf8_lossy(&chunk.fourcc),
+                chunk.declared,
+                chunk.data.len()
+            )));
+        }
+        match &chunk.fourcc {
+            b"VP8 " => check_vp8(chunk.data)?,
+            // 16 bytes of frame position, size, duration and flags, then the frame's chunks.
+            b"ANMF" => {
+                for inner in riff_chunks(chunk.data.get(16..).unwrap_or_default()) {
+                    if &inner.fourcc == b"VP8 " {
+                        check_vp8(inner.data)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A RIFF chunk: its code, the size its header declares, and its data (cut short at the end of
+/// the input).
+#[derive(Debug, PartialEq, Eq)]
+struct RiffChunk<'a> {
+    fourcc: [u8; 4],
+    declared: usize,
+    data: &'a [u8],
+}
+
+/// The chunks of a RIFF body.
+fn riff_chunks(mut rest: &[u8]) -> impl Iterator<Item = RiffChunk<'_>> {
+    std::iter::from_fn(move || {
+        if rest.len() < 8 {
+            return None;
+        }
+        let fourcc = [rest[0], rest[1], rest[2], rest[3]];
+        let declared = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+        let body = &rest[8..];
+        let data = &body[..declared.min(body.len())];
+        // Chunks are padded to an even size.
+        rest = body
+            .get(declared.saturating_add(declared & 1)..)
+            .unwrap_or_default();
+        Some(RiffChunk {
+            fourcc,
+            declared,
+            data,
+        })
     })
 }
 
@@ -173,5 +271,134 @@ fn to_8bit(pixels: &DynamicImage) -> DynamicImage {
         DynamicImage::ImageRgba8(pixels.to_rgba8())
     } else {
         DynamicImage::ImageRgb8(pixels.to_rgb8())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn riff_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut out = kind.to_vec();
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(0);
+        }
+        out
+    }
+
+    fn riff(chunks: &[Vec<u8>]) -> Vec<u8> {
+        let body: Vec<u8> = [b"WEBP".to_vec(), chunks.concat()].concat();
+        [
+            b"RIFF".as_slice(),
+            &(body.len() as u32).to_le_bytes(),
+            &body,
+        ]
+        .concat()
+    }
+
+    /// A VP8X header for a `w` x `h` canvas (`flags`: 0x02 animation).
+    fn vp8x(flags: u8, w: u32, h: u32) -> Vec<u8> {
+        let mut data = vec![flags, 0, 0, 0];
+        data.extend_from_slice(&(w - 1).to_le_bytes()[..3]);
+        data.extend_from_slice(&(h - 1).to_le_bytes()[..3]);
+        riff_chunk(b"VP8X", &data)
+    }
+
+    /// The start of a VP8 key frame announcing `w` x `h`, then junk.
+    fn vp8_key_frame(w: u16, h: u16) -> Vec<u8> {
+        let mut data = vec![0x50, 0x04, 0x00, 0x9d, 0x01, 0x2a];
+        data.extend_from_slice(&w.to_le_bytes());
+        data.extend_from_slice(&h.to_le_bytes());
+        data.extend_from_slice(&[0x5a; 64]);
+        riff_chunk(b"VP8 ", &data)
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_input_pixels: 1024 * 1024,
+            ..Limits::default()
+        }
+    }
+
+    // Regression (fuzz target `decode`, fuzz/corpus/decode/regress-webp-vp8-frame-over-canvas.webp):
+    // a 16x16 extended WebP whose VP8 frame announces 9281 x 8815 had ~120 MB allocated for it.
+    #[test]
+    fn webp_frame_larger_than_the_canvas_is_refused_before_decoding() {
+        let bytes = riff(&[vp8x(0, 16, 16), vp8_key_frame(9281, 8815)]);
+        match decode(&bytes, &limits()) {
+            Err(EngineError::TooManyInputPixels { width, height, .. }) => {
+                assert_eq!((width, height), (9281, 8815))
+            }
+            other => panic!("expected TooManyInputPixels, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn webp_animation_frame_larger_than_the_canvas_is_refused_before_decoding() {
+        let mut anmf = vec![0u8; 16];
+        anmf[6..9].copy_from_slice(&15u32.to_le_bytes()[..3]); // frame 16 x 16
+        anmf[9..12].copy_from_slice(&15u32.to_le_bytes()[..3]);
+        anmf.extend_from_slice(&vp8_key_frame(16383, 16383));
+        let anim = riff_chunk(b"ANIM", &[0; 6]);
+        let bytes = riff(&[vp8x(0x02, 16, 16), anim, riff_chunk(b"ANMF", &anmf)]);
+        match decode(&bytes, &limits()) {
+            Err(EngineError::TooManyInputPixels { width, height, .. }) => {
+                assert_eq!((width, height), (16383, 16383))
+            }
+            other => panic!("expected TooManyInputPixels, got {other:?}"),
+        }
+    }
+
+    // Regression (fuzz target `decode`, fuzz/corpus/decode/regress-webp-exif-size-over-input.webp):
+    // an EXIF chunk declaring 3.7 GB (of 306 bytes) had them allocated before it was read.
+    #[test]
+    fn webp_chunk_declaring_more_than_the_input_is_refused() {
+        let mut exif = riff_chunk(b"EXIF", b"II*\0\x08\0\0\0");
+        exif[4..8].copy_from_slice(&0xdb00_0005u32.to_le_bytes());
+        let bytes = riff(&[vp8x(0x08, 16, 16), vp8_key_frame(16, 16), exif]);
+        match decode(&bytes, &limits()) {
+            Err(EngineError::CorruptImage(message)) => assert_eq!(
+                message,
+                "WebP chunk 'EXIF' declares 3674210309 bytes but only 8 follow"
+            ),
+            other => panic!("expected CorruptImage, got {other:?}"),
+        }
+    }
+
+    // Regression (fuzz target `decode`): zune-jpeg 0.5.15 panics in its AVX2 IDCT on this JPEG
+    // (an `unwrap` on an output row out of range); the panic must become a corrupt-image error.
+    #[test]
+    fn a_decoder_panic_is_a_corrupt_image() {
+        let bytes = include_bytes!("../../../fuzz/corpus/decode/regress-jpeg-zune-idct-panic.jpg");
+        let result = decode(bytes, &limits());
+        if std::is_x86_feature_detected!("avx2") {
+            match result {
+                Err(EngineError::CorruptImage(message)) => {
+                    assert!(message.starts_with("the Jpeg decoder failed"), "{message}")
+                }
+                other => panic!("expected CorruptImage, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn riff_chunks_are_split_with_padding_and_cut_at_the_end() {
+        let body = [
+            riff_chunk(b"ABCD", b"xyz"),
+            riff_chunk(b"EFGH", b"12345678"),
+        ]
+        .concat();
+        let chunks: Vec<_> = riff_chunks(&body)
+            .map(|c| (c.fourcc, c.declared, c.data))
+            .collect();
+        assert_eq!(
+            chunks,
+            vec![(*b"ABCD", 3, &b"xyz"[..]), (*b"EFGH", 8, &b"12345678"[..])]
+        );
+        let cut: Vec<_> = riff_chunks(&body[..body.len() - 3]).collect();
+        assert_eq!((cut[1].declared, cut[1].data), (8, &b"12345"[..]));
+        assert_eq!(riff_chunks(&[0; 7]).count(), 0);
     }
 }
