@@ -322,17 +322,22 @@ mod tests {
         }
     }
 
+    /// `decode` refuses `bytes` for announcing a frame of `expected` pixels.
+    fn assert_too_many_pixels(bytes: &[u8], expected: (u32, u32)) {
+        match decode(bytes, &limits()) {
+            Err(EngineError::TooManyInputPixels { width, height, .. }) => {
+                assert_eq!((width, height), expected)
+            }
+            other => panic!("expected TooManyInputPixels, got {other:?}"),
+        }
+    }
+
     // Regression (fuzz target `decode`, fuzz/corpus/decode/regress-webp-vp8-frame-over-canvas.webp):
     // a 16x16 extended WebP whose VP8 frame announces 9281 x 8815 had ~120 MB allocated for it.
     #[test]
     fn webp_frame_larger_than_the_canvas_is_refused_before_decoding() {
         let bytes = riff(&[vp8x(0, 16, 16), vp8_key_frame(9281, 8815)]);
-        match decode(&bytes, &limits()) {
-            Err(EngineError::TooManyInputPixels { width, height, .. }) => {
-                assert_eq!((width, height), (9281, 8815))
-            }
-            other => panic!("expected TooManyInputPixels, got {other:?}"),
-        }
+        assert_too_many_pixels(&bytes, (9281, 8815));
     }
 
     #[test]
@@ -343,12 +348,7 @@ mod tests {
         anmf.extend_from_slice(&vp8_key_frame(16383, 16383));
         let anim = riff_chunk(b"ANIM", &[0; 6]);
         let bytes = riff(&[vp8x(0x02, 16, 16), anim, riff_chunk(b"ANMF", &anmf)]);
-        match decode(&bytes, &limits()) {
-            Err(EngineError::TooManyInputPixels { width, height, .. }) => {
-                assert_eq!((width, height), (16383, 16383))
-            }
-            other => panic!("expected TooManyInputPixels, got {other:?}"),
-        }
+        assert_too_many_pixels(&bytes, (16383, 16383));
     }
 
     // Regression (fuzz target `decode`, fuzz/corpus/decode/regress-webp-exif-size-over-input.webp):

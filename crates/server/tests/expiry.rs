@@ -78,14 +78,7 @@ async fn a_job_still_queued_when_it_expires_never_runs_and_counts_as_expired() {
 
     let expired = r#"upres_jobs_total{api="v2",outcome="expired"} "#;
     for _ in 0..200 {
-        let page = client()
-            .get(format!("{}/metrics", server.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = text(&format!("{}/metrics", server.url)).await;
         if let Some(line) = page.lines().find(|line| line.starts_with(expired)) {
             assert_eq!(line, format!("{expired}1"));
             assert_eq!(runs.load(Ordering::SeqCst), 1, "the expired job ran");

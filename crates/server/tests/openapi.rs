@@ -130,14 +130,7 @@ async fn the_docs_page_is_built_in() {
         !html.contains("http://") && !html.contains("https://"),
         "an outside load in the page"
     );
-    let init = client()
-        .get(format!("{}/docs/swagger-initializer.js", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let init = text(&format!("{}/docs/swagger-initializer.js", server.url)).await;
     assert!(init.contains("\"validatorUrl\": \"none\""), "{init}");
     assert!(init.contains("/api-doc/openapi.json"));
 }

@@ -261,6 +261,18 @@ pub async fn until(what: &str, mut check: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
+/// The body of a GET as text.
+pub async fn text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Jobs waiting in the queue, from /health.
 pub async fn queued(server: &TestServer) -> u64 {
     let (_, body) = json(
