@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
+use upres_benches::status_kib;
 use upres_engine::{Engine, EngineArgs, OutputFormat, UpscaleRequest};
 
 #[derive(Parser)]
@@ -33,16 +34,6 @@ struct Args {
     scale: u32,
     #[command(flatten)]
     engine: EngineArgs,
-}
-
-/// The process's peak resident set, in KiB (Linux `VmHWM`).
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn main() {
@@ -88,7 +79,7 @@ fn main() {
             "version": env!("CARGO_PKG_VERSION"),
             "model": args.model,
             "seconds": seconds,
-            "peak_rss_kib": peak_rss_kib(),
+            "peak_rss_kib": status_kib("VmHWM:"),
             "decode_seconds": decode,
             "infer_seconds": infer,
             "encode_seconds": encode,

@@ -8,14 +8,8 @@
 
 use std::time::Instant;
 
-use upres_benches::photo_crop;
+use upres_benches::{photo_crop, status_kib};
 use upres_engine::{run_sr_with, Engine, EngineArgs};
-
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
