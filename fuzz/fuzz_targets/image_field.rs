@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use upres_fuzz::{parser_cap, with_cap};
-use upres_server::ImageSource;
+use upres_request::ImageSource;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use upres_fuzz::{parser_cap, with_cap};
-use upres_server::Submission;
+use upres_request::Submission;
 
 fuzz_target!(|data: &[u8]| {
     with_cap(parser_cap(data.len()), || {

@@ -6,6 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use upres_engine::EngineError;
+use upres_request::RequestError;
 
 /// Every way a request, a job or the server itself can fail.
 #[derive(Debug, thiserror::Error)]
@@ -48,18 +49,10 @@ pub enum ServerError {
     BodyTimeout,
     #[error("could not read the request body: {0}")]
     Body(String),
-    #[error("malformed JSON: {0}")]
-    Json(String),
-    #[error("request body must be a JSON object")]
-    NotAnObject,
-    #[error("missing required field '{0}'")]
-    MissingField(&'static str),
-    #[error("invalid '{field}': {reason}")]
-    InvalidField { field: &'static str, reason: String },
+    #[error(transparent)]
+    Request(#[from] RequestError),
     #[error("Failed to download image from URL ({0})")]
     Fetch(String),
-    #[error("refused to fetch {url}: {reason}")]
-    RefusedUrl { url: String, reason: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(
@@ -107,13 +100,9 @@ impl ServerError {
             ServerError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServerError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ServerError::Body(_)
-            | ServerError::Json(_)
-            | ServerError::NotAnObject
-            | ServerError::MissingField(_)
-            | ServerError::InvalidField { .. }
+            | ServerError::Request(_)
             | ServerError::Admin(_)
-            | ServerError::Fetch(_)
-            | ServerError::RefusedUrl { .. } => StatusCode::BAD_REQUEST,
+            | ServerError::Fetch(_) => StatusCode::BAD_REQUEST,
             ServerError::Engine(
                 E::UnknownModel(..)
                 | E::ModelNotInstalled(..)

@@ -6,25 +6,14 @@ use std::error::Error as StdError;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use base64::alphabet;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect::{Attempt, Policy};
 use reqwest::Url;
+use upres_request::{scheme_refusal, ImageSource, RequestError};
 
 use crate::args::ServeArgs;
 use crate::error::ServerError;
-
-const BASE64: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-const BASE64_URL_SAFE: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::URL_SAFE,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// Loads the `image` field of requests.
 pub struct Fetcher {
@@ -83,9 +72,11 @@ impl Fetcher {
     }
 
     async fn download(&self, url: Url) -> Result<Bytes, ServerError> {
-        let refuse = |reason: String| ServerError::RefusedUrl {
-            url: url.to_string(),
-            reason,
+        let refuse = |reason: String| {
+            ServerError::Request(RequestError::RefusedUrl {
+                url: url.to_string(),
+                reason,
+            })
         };
         check_url(&url, self.allow_private).map_err(|Refused(reason)| refuse(reason))?;
         let mut response = self
@@ -144,10 +135,10 @@ impl Fetcher {
         let mut chain = Vec::new();
         while let Some(e) = source {
             if let Some(Refused(reason)) = e.downcast_ref::<Refused>() {
-                return ServerError::RefusedUrl {
+                return ServerError::Request(RequestError::RefusedUrl {
                     url: url.to_string(),
                     reason: reason.clone(),
-                };
+                });
             }
             chain.push(e.to_string());
             source = e.source();
@@ -168,7 +159,7 @@ impl Fetcher {
 /// A download failure's kind, for the metrics (from the messages made above).
 fn failure_reason(err: &ServerError) -> &'static str {
     match err {
-        ServerError::RefusedUrl { .. } => "refused",
+        ServerError::Request(RequestError::RefusedUrl { .. }) => "refused",
         ServerError::Fetch(message) if message.starts_with("HTTP ") => "status",
         ServerError::Fetch(message) if message.starts_with("timed out") => "timeout",
         ServerError::Fetch(message) if message.contains("larger than the limit") => "too_large",
@@ -176,82 +167,10 @@ fn failure_reason(err: &ServerError) -> &'static str {
     }
 }
 
-/// The `image` field, checked before a job is admitted.
-#[derive(Debug)]
-pub enum ImageSource {
-    /// From a `data:` URI or bare base64.
-    Inline(Bytes),
-    /// An http(s) URL to download.
-    Url(Url),
-}
-
-impl ImageSource {
-    pub fn parse(image: &str) -> Result<Self, ServerError> {
-        let image = image.trim();
-        if let Some(rest) = image.strip_prefix("data:") {
-            let (meta, data) = rest
-                .split_once(',')
-                .ok_or_else(|| invalid_image("the data: URI has no ',' before its data"))?;
-            if !meta.ends_with(";base64") {
-                return Err(invalid_image(
-                    "only base64 data: URIs are accepted (data:image/png;base64,...)",
-                ));
-            }
-            return decode_base64(data).map(ImageSource::Inline);
-        }
-        if !image.contains(':') {
-            return decode_base64(image).map(ImageSource::Inline);
-        }
-        // Base64 has no ':', so this is meant as a URL.
-        let url = Url::parse(image).map_err(|e| invalid_image(format!("not a valid URL ({e})")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(ServerError::RefusedUrl {
-                url: image.to_string(),
-                reason: scheme_refusal(&url).0,
-            });
-        }
-        Ok(ImageSource::Url(url))
-    }
-}
-
-fn scheme_refusal(url: &Url) -> Refused {
-    Refused(format!(
-        "scheme '{}' is not allowed (only http and https)",
-        url.scheme()
-    ))
-}
-
-fn invalid_image(reason: impl Into<String>) -> ServerError {
-    ServerError::InvalidField {
-        field: "image",
-        reason: reason.into(),
-    }
-}
-
-fn decode_base64(data: &str) -> Result<Bytes, ServerError> {
-    let compact: String;
-    let data = if data.contains(char::is_whitespace) {
-        compact = data.chars().filter(|c| !c.is_whitespace()).collect();
-        &compact
-    } else {
-        data
-    };
-    let engine = if data.contains(['-', '_']) {
-        &BASE64_URL_SAFE
-    } else {
-        &BASE64
-    };
-    engine.decode(data).map(Bytes::from).map_err(|e| {
-        invalid_image(format!(
-            "not an http(s) URL, a data: URI or valid base64 ({e})"
-        ))
-    })
-}
-
 /// Only http and https, and (unless allowed) no private IP literal.
 fn check_url(url: &Url, allow_private: bool) -> Result<(), Refused> {
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(scheme_refusal(url));
+    if let Some(reason) = scheme_refusal(url) {
+        return Err(Refused(reason));
     }
     if allow_private {
         return Ok(());
@@ -410,43 +329,5 @@ mod tests {
         assert!(check("http://[::1]:8080/x", false).is_err());
         assert!(check("http://[::1]:8080/x", true).is_ok());
         assert!(check("https://example.org/x.png", false).is_ok());
-    }
-
-    #[test]
-    fn parses_image_sources() {
-        assert!(
-            matches!(ImageSource::parse("data:image/png;base64,aGVsbG8=").unwrap(), ImageSource::Inline(b) if b == "hello")
-        );
-        assert!(
-            matches!(ImageSource::parse(" aGVsbG8= ").unwrap(), ImageSource::Inline(b) if b == "hello")
-        );
-        assert!(matches!(
-            ImageSource::parse("https://example.org/a.png").unwrap(),
-            ImageSource::Url(_)
-        ));
-        let refused = ImageSource::parse("file:///etc/passwd")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(refused, "refused to fetch file:///etc/passwd: scheme 'file' is not allowed (only http and https)");
-        assert!(ImageSource::parse("data:image/png,raw")
-            .unwrap_err()
-            .to_string()
-            .contains("base64"));
-        assert!(ImageSource::parse("http://exa mple.org/")
-            .unwrap_err()
-            .to_string()
-            .contains("not a valid URL"));
-    }
-
-    #[test]
-    fn decodes_base64_variants() {
-        assert_eq!(decode_base64("aGVsbG8=").unwrap(), "hello");
-        assert_eq!(decode_base64("aGVsbG8").unwrap(), "hello");
-        assert_eq!(decode_base64("aGVs\nbG8=").unwrap(), "hello");
-        assert_eq!(decode_base64("-_8").unwrap(), &[0xfb, 0xff][..]);
-        assert!(decode_base64("not base64!")
-            .unwrap_err()
-            .to_string()
-            .contains("'image'"));
     }
 }

@@ -16,7 +16,6 @@ mod gate;
 mod jobs;
 mod metrics;
 mod openapi;
-mod params;
 mod playground;
 mod queue;
 mod routes;
@@ -34,14 +33,10 @@ use upres_engine::Engine;
 
 pub use args::ServeArgs;
 pub use error::ServerError;
-/// The `image` field's parser, public for the fuzz targets (fuzz/).
-pub use fetch::ImageSource;
 pub use openapi::document as openapi_document;
-pub use params::JobSpec;
-/// The submit body's parser, public for the fuzz targets (fuzz/).
-pub use params::Submission;
 pub use routes::{app, MODEL_SLUG};
 pub use state::{AppState, Readiness};
+pub use upres_request::JobSpec;
 pub use upscaler::{EngineKind, OfferedModel, Upscaler};
 
 /// `upres serve`: loads the engine, listens, and serves until Ctrl-C or SIGTERM.

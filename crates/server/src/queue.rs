@@ -23,8 +23,8 @@ use crate::cluster::{Claim, Claimed, Cluster};
 use crate::emulation::{Hold, JobFault};
 use crate::error::ServerError;
 use crate::jobs::{JobStore, Metrics};
-use crate::params::JobSpec;
 use crate::upscaler::Upscaler;
+use upres_request::JobSpec;
 
 /// A place in the queue, held from admission until a worker starts the job.
 pub struct Slot {

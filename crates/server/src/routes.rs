@@ -13,14 +13,13 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use tracing::Instrument;
+use upres_request::{ImageSource, Submission};
 use uuid::Uuid;
 
 use crate::emulation::{Account, Balance, Route, UNLIMITED_CREDITS};
 use crate::error::ServerError;
-use crate::fetch::ImageSource;
 use crate::gate::{Caller, Pass, Refusal};
 use crate::jobs::{JobState, JobView, Metrics};
-use crate::params::Submission;
 use crate::queue::Emulated;
 use crate::state::{AppState, Readiness};
 use crate::store::Store;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use upres_engine::{Engine, Image, OutputFormat, Resample, UpscaleRequest};
+use upres_request::{JobSpec, RequestError};
 
 use crate::error::ServerError;
-use crate::params::JobSpec;
 
 pub trait Upscaler: Send + Sync + 'static {
     /// Checks, before a job is admitted, that it can run (model installed, scale supported).
@@ -60,13 +60,9 @@ where
 
 impl Upscaler for Engine {
     fn validate(&self, spec: &JobSpec) -> Result<(), ServerError> {
-        let invalid = |reason: String| ServerError::InvalidField {
-            field: "model",
-            reason,
-        };
         self.model(&spec.model)
             .and_then(|model| model.plan(spec.scale))
-            .map_err(|err| invalid(err.to_string()))?;
+            .map_err(|err| RequestError::invalid("model", err.to_string()))?;
         Ok(())
     }
 

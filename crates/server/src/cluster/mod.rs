@@ -18,15 +18,15 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Script};
+use upres_request::{ImageSource, JobSpec};
 use uuid::Uuid;
 
 pub use blobs::BlobStore;
 
 use crate::emulation::JobFault;
 use crate::error::ServerError;
-use crate::fetch::{Fetcher, ImageSource};
+use crate::fetch::Fetcher;
 use crate::jobs::{JobState, JobView, Metrics, Output};
-use crate::params::JobSpec;
 
 /// The consumer group every replica reads the job stream through.
 const GROUP: &str = "workers";

@@ -1,8 +1,8 @@
-//! The model's request parameters, checked field by field.
+//! The JSON body of a submit: the model's parameters, checked field by field.
 
 use serde_json::{Map, Value};
 
-use crate::error::ServerError;
+use crate::RequestError;
 
 /// What a job does to its image (everything but the image itself).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -28,20 +28,20 @@ pub struct Submission {
 
 impl Submission {
     /// Parses a JSON body. Unknown keys are ignored; `null` means "use the default".
-    pub fn parse(body: &[u8], default_model: &str) -> Result<Self, ServerError> {
+    pub fn parse(body: &[u8], default_model: &str) -> Result<Self, RequestError> {
         let value: Value =
-            serde_json::from_slice(body).map_err(|e| ServerError::Json(e.to_string()))?;
+            serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
         let Value::Object(mut fields) = value else {
-            return Err(ServerError::NotAnObject);
+            return Err(RequestError::NotAnObject);
         };
         let image = match take(&mut fields, "image") {
-            None => return Err(ServerError::MissingField("image")),
+            None => return Err(RequestError::MissingField("image")),
             Some(Value::String(s)) if s.trim().is_empty() => {
-                return Err(invalid("image", "must not be empty"))
+                return Err(RequestError::invalid("image", "must not be empty"))
             }
             Some(Value::String(s)) => s,
             Some(_) => {
-                return Err(invalid(
+                return Err(RequestError::invalid(
                     "image",
                     "must be a string: an image URL, a data: URI or base64",
                 ))
@@ -50,7 +50,12 @@ impl Submission {
         let model = match take(&mut fields, "model") {
             None => default_model.to_string(),
             Some(Value::String(s)) if !s.is_empty() => s,
-            Some(_) => return Err(invalid("model", "must be the id of an installed model")),
+            Some(_) => {
+                return Err(RequestError::invalid(
+                    "model",
+                    "must be the id of an installed model",
+                ))
+            }
         };
         Ok(Submission {
             image,
@@ -66,20 +71,13 @@ impl Submission {
     }
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> ServerError {
-    ServerError::InvalidField {
-        field,
-        reason: reason.into(),
-    }
-}
-
 /// Removes a field; an explicit `null` counts as absent.
 fn take(fields: &mut Map<String, Value>, name: &str) -> Option<Value> {
     fields.remove(name).filter(|v| !v.is_null())
 }
 
 /// `desired_increase`: 2 or 4 (default 4), as a number or a numeric string; never a boolean.
-fn scale(value: Option<Value>) -> Result<u32, ServerError> {
+fn scale(value: Option<Value>) -> Result<u32, RequestError> {
     const FIELD: &str = "desired_increase";
     let number = match &value {
         None => return Ok(4),
@@ -90,7 +88,7 @@ fn scale(value: Option<Value>) -> Result<u32, ServerError> {
     match number {
         Some(2.0) => Ok(2),
         Some(4.0) => Ok(4),
-        _ => Err(invalid(
+        _ => Err(RequestError::invalid(
             FIELD,
             format!("must be 2 or 4, got {}", value.unwrap_or_default()),
         )),
@@ -101,11 +99,14 @@ fn flag(
     fields: &mut Map<String, Value>,
     name: &'static str,
     default: bool,
-) -> Result<bool, ServerError> {
+) -> Result<bool, RequestError> {
     match take(fields, name) {
         None => Ok(default),
         Some(Value::Bool(b)) => Ok(b),
-        Some(other) => Err(invalid(name, format!("must be true or false, got {other}"))),
+        Some(other) => Err(RequestError::invalid(
+            name,
+            format!("must be true or false, got {other}"),
+        )),
     }
 }
 
@@ -113,7 +114,7 @@ fn flag(
 mod tests {
     use super::*;
 
-    fn parse(body: &str) -> Result<Submission, ServerError> {
+    fn parse(body: &str) -> Result<Submission, RequestError> {
         Submission::parse(body.as_bytes(), "default-model")
     }
 
