@@ -1,8 +1,8 @@
 //! Engine overhead: per image in a warm process, the engine's upscale (planar split, alpha,
-//! the tiles it chooses within the memory budget, mirrored context, blending, 8-bit output)
-//! against one bare ONNX Runtime `session.run` on the whole untiled image, and against one
-//! bare run on the image with the model's margin mirrored around it (what the engine feeds
-//! when the image fits whole). Interleaved rounds in one process; the ratio of each round, so
+//! the tiles it chooses within the memory budget, mirrored border pad and context, blending,
+//! 8-bit output) against one bare ONNX Runtime `session.run` on the whole untiled image, and
+//! against one bare run on the image with the model's border margin mirrored around it (what
+//! the engine feeds when the image fits whole). Interleaved rounds in one process; the ratio of each round, so
 //! drift in machine speed cancels out.
 //!
 //! `cargo bench -p upres-benches --bench engine_overhead` (after `scripts/setup.sh`). Env:
@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use upres_benches::{env_list, photo_crop};
 use upres_engine::alpha::split;
-use upres_engine::tiling::{grid, Rect};
+use upres_engine::tiling::{grid, Rect, Sides};
 use upres_engine::{run_sr_with, Engine, EngineArgs, Layout, UpscaleRequest};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -48,9 +48,9 @@ fn main() {
         .cloned()
         .collect();
     println!(
-        "| model | image | tiles | engine / bare untiled | engine / bare with margin | bare untiled s |"
+        "| model | image | tiles | border margin | engine / bare untiled | engine / bare with margin | bare untiled s |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for model in models {
         let slow = ["esrgan-thick", "realesrgan-x4plus"].contains(&model.id.as_str());
         let side = if slow && named.is_none() {
@@ -65,8 +65,8 @@ fn main() {
         let layout = Layout::of(&image.pixels, true);
         let (tiling, tiles) = engine.tiling(&model, (w, h), scale as usize, layout);
         let whole = Rect { x: 0, y: 0, w, h };
-        let margin = tiling.margin();
-        let padded = rgb.crop_extended(whole, margin, tiling.border);
+        let margin = tiling.border_margin();
+        let padded = rgb.crop_extended(whole, Sides::uniform(margin), tiling.border);
         let padded_size = (w + 2 * margin, h + 2 * margin);
         let request = UpscaleRequest {
             model: model.id.clone(),
@@ -89,7 +89,7 @@ fn main() {
         }
         let count = grid(w, h, tiles).concat().len();
         println!(
-            "| {} | {side}x{side} x{scale} | {count} of {}x{} | {:.3} | {:.3} | {:.3} |",
+            "| {} | {side}x{side} x{scale} | {count} of {}x{} | {margin} px | {:.3} | {:.3} | {:.3} |",
             model.id,
             tiles.width.min(w as u32),
             tiles.height.min(h as u32),

@@ -1,9 +1,11 @@
-//! The output raster: filled row band by row band from the tiler (RGB f32, converted as
+//! The output raster: filled row band by row band from the tiler (planar RGB f32, converted as
 //! `round(clamp(v, 0, 1) * MAX)`), then the upscaled alpha, then handed out as a `DynamicImage`
 //! with the input's layout (grey stays grey, 16-bit stays 16-bit).
 
 use image::{DynamicImage, ImageBuffer};
 use rayon::prelude::*;
+
+use crate::tiling::PlanarRows;
 
 /// Channel layout and depth of the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +71,8 @@ impl Sample for u16 {
 }
 
 /// Rec. 709 luma, as the `image` crate converts RGB to grey.
-fn luma(rgb: &[f32]) -> f32 {
-    0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+fn luma(r: f32, g: f32, b: f32) -> f32 {
+    0.2126 * r + 0.7152 * g + 0.0722 * b
 }
 
 pub struct Raster<T> {
@@ -90,21 +92,22 @@ impl<T: Sample> Raster<T> {
         }
     }
 
-    /// Writes interleaved RGB rows starting at row `y0`.
-    pub fn write_rgb_rows(&mut self, y0: usize, rows: &[f32]) {
+    /// Writes planar RGB rows starting at row `y0`, spread over the cores.
+    pub fn write_rgb_rows(&mut self, y0: usize, rows: PlanarRows) {
         let (ch, width, grey) = (self.layout.channels(), self.width, self.layout.grey);
-        let start = y0 * width * ch;
-        self.data[start..start + rows.len() / 3 * ch]
+        self.data[y0 * width * ch..][..rows.height * width * ch]
             .par_chunks_exact_mut(ch * width)
-            .zip(rows.par_chunks_exact(3 * width))
-            .for_each(|(out, rgb)| {
-                for (px, v) in out.chunks_exact_mut(ch).zip(rgb.chunks_exact(3)) {
+            .enumerate()
+            .for_each(|(y, out)| {
+                let [r, g, b] = rows.row(y);
+                let pixels = out.chunks_exact_mut(ch).zip(r).zip(g).zip(b);
+                for (((px, &r), &g), &b) in pixels {
                     if grey {
-                        px[0] = T::from_unit(luma(v));
+                        px[0] = T::from_unit(luma(r, g, b));
                     } else {
-                        px[0] = T::from_unit(v[0]);
-                        px[1] = T::from_unit(v[1]);
-                        px[2] = T::from_unit(v[2]);
+                        px[0] = T::from_unit(r);
+                        px[1] = T::from_unit(g);
+                        px[2] = T::from_unit(b);
                     }
                 }
             });
@@ -140,7 +143,7 @@ impl Output {
         }
     }
 
-    pub fn write_rgb_rows(&mut self, y0: usize, rows: &[f32]) {
+    pub fn write_rgb_rows(&mut self, y0: usize, rows: PlanarRows) {
         match self {
             Output::Eight(r) => r.write_rgb_rows(y0, rows),
             Output::Sixteen(r) => r.write_rgb_rows(y0, rows),

@@ -1,10 +1,11 @@
 //! Overlapping tiles: the image is cut into tiles that overlap, each tile is run through the
-//! model with extra context around it (cut off again afterwards), and the outputs are
-//! cross-faded across the overlap (no hard cuts, no seams). Beyond the image border the context
-//! is made up by reflection (or edge replication, per model), so the border of the image gets
-//! the same treatment as its interior: no darker frame from the model's zero padding. Output
-//! rows are streamed out as soon as no later tile can touch them, so memory holds one band of
-//! tile rows in float, never the whole float output.
+//! model with extra context around it where it meets another tile (cut off again afterwards),
+//! and the outputs are cross-faded across the overlap (no hard cuts, no seams). At the image
+//! border a pad, at most as large, is made up by reflection (or edge replication, per model): enough that
+//! the model's zero padding leaves no darker frame. Output rows are streamed out as soon as no
+//! later tile can touch them, so memory holds one band of tile rows in float, never the whole
+//! float output. An image that fits in one tile skips all of that: the model's output, cropped
+//! in place, is the output.
 
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -118,6 +119,12 @@ pub struct ModelTiling {
     /// Extra pixels on every side of a tile whose output is cut off: the reach of the model's
     /// zero padding into its output (measured by `measure_tile_context` in tests/tiling.rs).
     pub context: usize,
+    /// Mirrored pixels fed beyond the image border, at most `context`: enough that a flat image
+    /// stays flat to its border (within a level). At the border there is no neighbouring tile
+    /// to match, so it can be less than the context joins need, and a whole image pays only
+    /// this. Unset: the context (measured by `measure_border_pad` in tests/tiling.rs).
+    #[serde(default)]
+    pub border_pad: Option<usize>,
     /// Pixels on every side that the network's unpadded convolutions consume (its output is
     /// `scale * (input - 2 * shrink)`).
     pub shrink: usize,
@@ -132,6 +139,7 @@ impl Default for ModelTiling {
         ModelTiling {
             border: Border::Reflect,
             context: 16,
+            border_pad: None,
             shrink: 0,
             bytes_per_pixel: 16 << 10,
         }
@@ -139,9 +147,33 @@ impl Default for ModelTiling {
 }
 
 impl ModelTiling {
-    /// Input pixels fed around a tile on every side.
+    /// Input pixels fed around a tile on a side that meets another tile (the most on any side).
     pub fn margin(self) -> usize {
         self.context + self.shrink
+    }
+
+    /// Input pixels fed around a tile on a side at the image border.
+    pub fn border_margin(self) -> usize {
+        self.border_pad
+            .map_or(self.context, |pad| pad.min(self.context))
+            + self.shrink
+    }
+
+    /// Input pixels fed on each side of `rect`, a tile of a `width` x `height` image.
+    pub fn margins(self, rect: Rect, (width, height): (usize, usize)) -> Sides {
+        let side = |at_border: bool| {
+            if at_border {
+                self.border_margin()
+            } else {
+                self.margin()
+            }
+        };
+        Sides {
+            left: side(rect.x == 0),
+            top: side(rect.y == 0),
+            right: side(rect.x + rect.w == width),
+            bottom: side(rect.y + rect.h == height),
+        }
     }
 
     /// Bytes that upscaling an image `image_width` wide with tiles of `tw` x `th` needs beyond
@@ -186,19 +218,22 @@ impl Planar {
         }
     }
 
-    /// The sub-image `rect` grown by `margin` on every side, as planar data of
-    /// `(rect.w + 2 margin) x (rect.h + 2 margin)`; pixels beyond the image come from `border`.
-    pub fn crop_extended(&self, rect: Rect, margin: usize, border: Border) -> Vec<f32> {
-        let span = |start: usize, len: usize, total: usize| -> Vec<usize> {
+    /// The sub-image `rect` grown by `margin` on each side, as planar data of
+    /// `(rect.w + left + right) x (rect.h + top + bottom)`; pixels beyond the image come from
+    /// `border`.
+    pub fn crop_extended(&self, rect: Rect, margin: Sides, border: Border) -> Vec<f32> {
+        let span = |start: usize, len: usize, (before, after): (usize, usize), total: usize| {
             let (from, to) = (
-                start as isize - margin as isize,
-                (start + len + margin) as isize,
+                start as isize - before as isize,
+                (start + len + after) as isize,
             );
-            (from..to).map(|i| border_index(i, total, border)).collect()
+            (from..to)
+                .map(|i| border_index(i, total, border))
+                .collect::<Vec<_>>()
         };
         let (xs, ys) = (
-            span(rect.x, rect.w, self.width),
-            span(rect.y, rect.h, self.height),
+            span(rect.x, rect.w, (margin.left, margin.right), self.width),
+            span(rect.y, rect.h, (margin.top, margin.bottom), self.height),
         );
         let mut out = Vec::with_capacity(3 * xs.len() * ys.len());
         for plane in self.data.chunks_exact(self.width * self.height) {
@@ -208,6 +243,65 @@ impl Planar {
             }
         }
         out
+    }
+}
+
+/// Pixels on each side of a rectangle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sides {
+    pub left: usize,
+    pub top: usize,
+    pub right: usize,
+    pub bottom: usize,
+}
+
+impl Sides {
+    pub fn uniform(n: usize) -> Self {
+        Sides {
+            left: n,
+            top: n,
+            right: n,
+            bottom: n,
+        }
+    }
+}
+
+/// Planar RGB rows inside a larger planar buffer, so that a crop needs no copy: row `y` of
+/// channel `c` is `data[c * plane + y * stride..][..width]`.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanarRows<'a> {
+    data: &'a [f32],
+    plane: usize,
+    stride: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl<'a> PlanarRows<'a> {
+    /// All of planar data of `width` x `height`.
+    pub fn new(data: &'a [f32], width: usize, height: usize) -> Self {
+        PlanarRows {
+            data,
+            plane: width * height,
+            stride: width,
+            width,
+            height,
+        }
+    }
+
+    /// The part `rect` of these rows.
+    fn crop(self, rect: Rect) -> Self {
+        PlanarRows {
+            data: &self.data[rect.y * self.stride + rect.x..],
+            width: rect.w,
+            height: rect.h,
+            ..self
+        }
+    }
+
+    /// Row `y` of each channel (R, G, B).
+    pub fn row(&self, y: usize) -> [&'a [f32]; 3] {
+        [0, 1, 2].map(|c| &self.data[c * self.plane + y * self.stride..][..self.width])
     }
 }
 
@@ -294,18 +388,17 @@ fn normalized_weights(
     weights
 }
 
-/// kxk area average of a planar RGB tile (k > 1).
-fn box_downscale(data: &[f32], w: usize, h: usize, k: usize) -> Vec<f32> {
-    let (ow, oh) = (w / k, h / k);
+/// kxk area average of planar RGB rows (k > 1), as planar data.
+fn box_downscale(tile: PlanarRows, k: usize) -> Vec<f32> {
+    let (ow, oh) = (tile.width / k, tile.height / k);
     let norm = 1.0 / (k * k) as f32;
     let mut out = Vec::with_capacity(3 * ow * oh);
-    for plane in data.chunks_exact(w * h) {
+    for c in 0..3 {
         for oy in 0..oh {
             for ox in 0..ow {
                 let mut sum = 0.0;
                 for dy in 0..k {
-                    let row = (oy * k + dy) * w + ox * k;
-                    sum += plane[row..row + k].iter().sum::<f32>();
+                    sum += tile.row(oy * k + dy)[c][ox * k..][..k].iter().sum::<f32>();
                 }
                 out.push(sum * norm);
             }
@@ -314,42 +407,32 @@ fn box_downscale(data: &[f32], w: usize, h: usize, k: usize) -> Vec<f32> {
     out
 }
 
-/// The rows and columns `rect` of planar data `width` pixels wide.
-fn crop_planes(data: &[f32], width: usize, height: usize, rect: Rect) -> Vec<f32> {
-    data.chunks_exact(width * height)
-        .flat_map(|plane| {
-            (rect.y..rect.y + rect.h).flat_map(move |y| &plane[y * width + rect.x..][..rect.w])
-        })
-        .copied()
-        .collect()
-}
-
 /// What the model is: planar data of `width` x `height` in, its planar output handed to the
 /// callback (so it can be used in place, without a copy).
 pub trait Infer: FnMut(&[f32], usize, usize, &mut dyn FnMut(&[f32])) -> Result<()> {}
 impl<F: FnMut(&[f32], usize, usize, &mut dyn FnMut(&[f32])) -> Result<()>> Infer for F {}
 
-/// Runs `infer` on `rect` grown by the model's margin and hands `consume` the output of `rect`
-/// alone, `model_scale` times larger (the context's output is cut off).
+/// Runs `infer` on `rect` grown by the model's margins and hands `consume` the output of `rect`
+/// alone, `model_scale` times larger (the context's output is cut off, in place).
 fn infer_tile(
     input: &Planar,
     rect: Rect,
     model: ModelTiling,
     model_scale: usize,
     infer: &mut impl Infer,
-    consume: &mut dyn FnMut(&[f32]),
+    consume: &mut dyn FnMut(PlanarRows),
 ) -> Result<()> {
-    let margin = model.margin();
+    let margin = model.margins(rect, (input.width, input.height));
     let data = input.crop_extended(rect, margin, model.border);
-    let (in_w, in_h) = (rect.w + 2 * margin, rect.h + 2 * margin);
-    let s = model_scale;
-    let (out_w, out_h) = (
-        (rect.w + 2 * model.context) * s,
-        (rect.h + 2 * model.context) * s,
+    let (in_w, in_h) = (
+        rect.w + margin.left + margin.right,
+        rect.h + margin.top + margin.bottom,
     );
+    let (s, shrink) = (model_scale, model.shrink);
+    let (out_w, out_h) = ((in_w - 2 * shrink) * s, (in_h - 2 * shrink) * s);
     let kept = Rect {
-        x: model.context * s,
-        y: model.context * s,
+        x: (margin.left - shrink) * s,
+        y: (margin.top - shrink) * s,
         w: rect.w * s,
         h: rect.h * s,
     };
@@ -357,10 +440,8 @@ fn infer_tile(
     infer(&data, in_w, in_h, &mut |raw: &[f32]| {
         if raw.len() != 3 * out_w * out_h {
             wrong_size = Some(raw.len());
-        } else if model.context == 0 {
-            consume(raw);
         } else {
-            consume(&crop_planes(raw, out_w, out_h, kept));
+            consume(PlanarRows::new(raw, out_w, out_h).crop(kept));
         }
     })?;
     match wrong_size {
@@ -376,9 +457,10 @@ fn infer_tile(
 /// Allocated once, one tile row high: after a flush the unfinished rows move to the front.
 struct Band {
     width: usize,
+    rows: usize,
     /// First output row held.
     y0: usize,
-    /// Interleaved RGB, `rows * width * 3`.
+    /// Planar RGB, three planes of `rows * width`.
     acc: Vec<f32>,
 }
 
@@ -386,49 +468,61 @@ impl Band {
     fn new(width: usize, rows: usize) -> Self {
         Band {
             width,
+            rows,
             y0: 0,
-            acc: vec![0.0; rows * width * 3],
+            acc: vec![0.0; 3 * rows * width],
         }
     }
 
-    /// Adds a planar tile of `tw` x `th` output pixels at output position (`ox`, `oy`), weighted
-    /// by `wx[x] * wy[y]`. Rows are independent: spread over the cores.
-    fn add(&mut self, tile: &[f32], (ox, oy): (usize, usize), wx: &[f32], wy: &[f32]) {
-        let (tw, th, width) = (wx.len(), wy.len(), self.width);
-        let first = oy - self.y0;
-        let plane = tw * th;
-        self.acc[first * width * 3..(first + th) * width * 3]
-            .par_chunks_exact_mut(width * 3)
-            .zip(wy.par_iter())
-            .enumerate()
-            .for_each(|(ty, (acc, &wrow))| {
-                let acc = &mut acc[ox * 3..(ox + tw) * 3];
-                let at = |c: usize| &tile[c * plane + ty * tw..][..tw];
-                let (r, g, b) = (at(0), at(1), at(2));
-                for (tx, px) in acc.chunks_exact_mut(3).enumerate() {
-                    let w = wx[tx] * wrow;
-                    px[0] += w * r[tx];
-                    px[1] += w * g[tx];
-                    px[2] += w * b[tx];
-                }
-            });
+    /// Adds a tile at output position (`ox`, `oy`), weighted by `wx[x] * wy[y]`. Rows are
+    /// independent: spread over the cores.
+    fn add(&mut self, tile: PlanarRows, (ox, oy): (usize, usize), wx: &[f32], wy: &[f32]) {
+        let (first, width) = (oy - self.y0, self.width);
+        for (c, plane) in self.acc.chunks_exact_mut(self.rows * width).enumerate() {
+            plane[first * width..(first + wy.len()) * width]
+                .par_chunks_exact_mut(width)
+                .zip(wy.par_iter())
+                .enumerate()
+                .for_each(|(ty, (acc, &wrow))| {
+                    let row = tile.row(ty)[c];
+                    for ((a, &v), &wcol) in acc[ox..ox + wx.len()].iter_mut().zip(row).zip(wx) {
+                        *a += wcol * wrow * v;
+                    }
+                });
+        }
     }
 
     /// Hands out rows `[y0, end)` and drops them.
-    fn flush(&mut self, end: usize, sink: &mut impl FnMut(usize, &[f32])) {
-        let done = (end - self.y0) * self.width * 3;
-        sink(self.y0, &self.acc[..done]);
-        self.acc.copy_within(done.., 0);
-        let kept = self.acc.len() - done;
-        self.acc[kept..].fill(0.0);
+    fn flush(&mut self, end: usize, sink: &mut impl FnMut(usize, PlanarRows)) {
+        let (done, width) = (end - self.y0, self.width);
+        let all = PlanarRows {
+            data: &self.acc,
+            plane: self.rows * width,
+            stride: width,
+            width,
+            height: self.rows,
+        };
+        sink(
+            self.y0,
+            all.crop(Rect {
+                x: 0,
+                y: 0,
+                w: width,
+                h: done,
+            }),
+        );
+        for plane in self.acc.chunks_exact_mut(self.rows * width) {
+            plane.copy_within(done * width.., 0);
+            plane[(self.rows - done) * width..].fill(0.0);
+        }
         self.y0 = end;
     }
 }
 
 /// Upscales `input` by `model_scale / downscale` tile by tile. `infer` maps a planar tile of
 /// `w` x `h` to its planar output, `model_scale` times `model.shrink` pixels smaller on every
-/// side. `sink` receives finished output rows in order, as `(first_row, interleaved RGB f32
-/// rows)`, values not yet clamped.
+/// side. `sink` receives finished output rows in order, as `(first_row, rows)`, values not yet
+/// clamped. One tile: its output goes to `sink` as it is, with no blending.
 pub fn upscale(
     input: &Planar,
     cfg: TileConfig,
@@ -436,10 +530,25 @@ pub fn upscale(
     model_scale: usize,
     downscale: usize,
     mut infer: impl Infer,
-    mut sink: impl FnMut(usize, &[f32]),
+    mut sink: impl FnMut(usize, PlanarRows),
 ) -> Result<()> {
     let scale = model_scale / downscale;
+    let mut run = |rect: Rect, use_output: &mut dyn FnMut(PlanarRows)| {
+        infer_tile(input, rect, model, model_scale, &mut infer, &mut |out| {
+            if downscale > 1 {
+                let small = box_downscale(out, downscale);
+                use_output(PlanarRows::new(&small, rect.w * scale, rect.h * scale));
+            } else {
+                use_output(out);
+            }
+        })
+    };
     let rows = grid(input.width, input.height, cfg);
+    if let [row] = rows.as_slice() {
+        if let [rect] = row.as_slice() {
+            return run(*rect, &mut |out| sink(0, out));
+        }
+    }
     let overlap = cfg.overlap as usize;
     let x_spans: Vec<_> = rows[0].iter().map(|r| (r.x, r.w)).collect();
     let y_spans: Vec<_> = rows.iter().map(|row| (row[0].y, row[0].h)).collect();
@@ -449,14 +558,7 @@ pub fn upscale(
     for (r, row) in rows.iter().enumerate() {
         for (c, &rect) in row.iter().enumerate() {
             let at = (rect.x * scale, rect.y * scale);
-            infer_tile(input, rect, model, model_scale, &mut infer, &mut |raw| {
-                if downscale > 1 {
-                    let (w, h) = (rect.w * model_scale, rect.h * model_scale);
-                    band.add(&box_downscale(raw, w, h, downscale), at, &wx[c], &wy[r]);
-                } else {
-                    band.add(raw, at, &wx[c], &wy[r]);
-                }
-            })?;
+            run(rect, &mut |out| band.add(out, at, &wx[c], &wy[r]))?;
         }
         let done = rows
             .get(r + 1)
@@ -510,6 +612,7 @@ mod tests {
         let model = ModelTiling {
             border: Border::Reflect,
             context: 8,
+            border_pad: None,
             shrink: 0,
             bytes_per_pixel: 4096,
         };
@@ -576,10 +679,24 @@ mod tests {
             w: 3,
             h: 1,
         };
-        let grown = image.crop_extended(whole, 2, Border::Reflect);
+        let grown = image.crop_extended(whole, Sides::uniform(2), Border::Reflect);
         assert_eq!(grown.len(), 3 * 7 * 5);
         assert_eq!(grown[..7], [3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0]); // the row above: itself
-        assert_eq!(image.crop_extended(whole, 0, Border::Reflect), image.data);
+        assert_eq!(
+            image.crop_extended(whole, Sides::uniform(0), Border::Reflect),
+            image.data
+        );
+        let sides = Sides {
+            left: 0,
+            top: 1,
+            right: 2,
+            bottom: 0,
+        };
+        let grown = image.crop_extended(whole, sides, Border::Replicate);
+        assert_eq!(
+            grown[..10],
+            [1.0, 2.0, 3.0, 3.0, 3.0, 1.0, 2.0, 3.0, 3.0, 3.0]
+        );
     }
 
     /// A "model" that upscales by nearest neighbour after consuming `shrink` pixels per side.
@@ -596,8 +713,9 @@ mod tests {
     }
 
     /// With an identity "model" (nearest-neighbour upscale), tiling must reproduce the
-    /// nearest-neighbour upscale exactly, whatever the context: weights are normalised
-    /// everywhere and every tile's context is cut off at the right place.
+    /// nearest-neighbour upscale exactly, whatever the context, in one tile (no blending) or
+    /// many: weights are normalised everywhere and every tile's context is cut off at the right
+    /// place. Tiles get the border pad at the image border, the full context at joins.
     #[test]
     fn blending_of_consistent_tiles_is_exact() {
         let (w, h) = (150, 7);
@@ -610,49 +728,73 @@ mod tests {
             ModelTiling {
                 border: Border::Replicate,
                 context: 0,
+                border_pad: None,
                 shrink: 3,
                 bytes_per_pixel: 0,
             },
             ModelTiling {
                 border: Border::Reflect,
                 context: 5,
+                border_pad: Some(2),
                 shrink: 2,
+                bytes_per_pixel: 0,
+            },
+            ModelTiling {
+                border: Border::Reflect,
+                context: 3,
+                border_pad: Some(8),
+                shrink: 0,
                 bytes_per_pixel: 0,
             },
         ];
         for model in models {
-            for (model_scale, down) in [(2, 1), (4, 1), (4, 2)] {
-                let s = model_scale / down;
-                let mut got = vec![f32::NAN; w * s * h * s * 3];
-                let mut next_row = 0;
-                upscale(
-                    &input,
-                    TileConfig::square(32, 8),
-                    model,
-                    model_scale,
-                    down,
-                    |data, tw, th, out: &mut dyn FnMut(&[f32])| {
-                        out(&nearest(data, tw, th, model_scale, model.shrink));
-                        Ok(())
-                    },
-                    |y0, rows| {
-                        assert_eq!(y0, next_row, "rows out of order");
-                        next_row += rows.len() / (w * s * 3);
-                        got[y0 * w * s * 3..][..rows.len()].copy_from_slice(rows);
-                    },
-                )
-                .unwrap();
-                assert_eq!(next_row, h * s);
-                for y in 0..h * s {
-                    for x in 0..w * s {
-                        for c in 0..3 {
-                            let want = input.data[(c * h + y / s) * w + x / s];
-                            let v = got[(y * w * s + x) * 3 + c];
-                            assert!(
-                                (v - want).abs() < 1e-5,
-                                "{model:?} scale {s} at {x},{y}: {v} vs {want}"
-                            );
-                        }
+            let (join, border) = (model.margin(), model.border_margin());
+            assert!(border <= join && border >= model.shrink);
+            // (tile size, widths fed for the first and the last tile)
+            for (tile, ends) in [
+                (32, (border + 32 + join, join + 32 + border)),
+                (1 << 10, (border + w + border, border + w + border)),
+            ] {
+                for (model_scale, down) in [(2, 1), (4, 1), (4, 2)] {
+                    let s = model_scale / down;
+                    let mut got = vec![f32::NAN; w * s * h * s * 3];
+                    let mut next_row = 0;
+                    let mut fed = vec![];
+                    upscale(
+                        &input,
+                        TileConfig::square(tile, 8),
+                        model,
+                        model_scale,
+                        down,
+                        |data, tw, th, out: &mut dyn FnMut(&[f32])| {
+                            fed.push((tw, th));
+                            out(&nearest(data, tw, th, model_scale, model.shrink));
+                            Ok(())
+                        },
+                        |y0, rows| {
+                            assert_eq!(y0, next_row, "rows out of order");
+                            assert_eq!(rows.width, w * s);
+                            for y in 0..rows.height {
+                                for (c, row) in rows.row(y).into_iter().enumerate() {
+                                    let at = (c * h * s + y0 + y) * w * s;
+                                    got[at..][..row.len()].copy_from_slice(row);
+                                }
+                            }
+                            next_row += rows.height;
+                        },
+                    )
+                    .unwrap();
+                    assert_eq!(next_row, h * s);
+                    // One tile row: the image's height, padded at the border on both sides.
+                    assert_eq!((fed[0].0, fed[fed.len() - 1].0), ends, "{fed:?}");
+                    assert!(fed.iter().all(|&(_, th)| th == border + h + border));
+                    for (i, (v, want)) in
+                        got.iter().zip(nearest(&input.data, w, h, s, 0)).enumerate()
+                    {
+                        assert!(
+                            (v - want).abs() < 1e-5,
+                            "{model:?} tile {tile} scale {s} at {i}: {v} vs {want}"
+                        );
                     }
                 }
             }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{engine, engine_with, golden, max_abs_diff, read_npy};
-use upres_engine::tiling::{Border, Planar, Rect};
+use upres_engine::tiling::{Border, Planar, Rect, Sides};
 use upres_engine::{run_untiled, UpscaleRequest};
 
 /// (model, scale, edge padding of the input): waifu2x's unpadded convolutions take the golden
@@ -44,7 +44,7 @@ fn edge_padded(input: &Planar, pad: usize) -> Planar {
     Planar {
         width: input.width + 2 * pad,
         height: input.height + 2 * pad,
-        data: input.crop_extended(whole, pad, Border::Replicate),
+        data: input.crop_extended(whole, Sides::uniform(pad), Border::Replicate),
     }
 }
 

@@ -153,6 +153,29 @@ fn flat_images_stay_flat_to_the_border() {
     }
 }
 
+/// Mean levels between the outer band (2 input pixels) of an upscaled 64x48 photo crop and the
+/// same region of the upscaled 160x96 photo it was cut from.
+fn crop_border_band(engine: &Engine, model: &str, scale: u32) -> f32 {
+    let (x0, y0) = (48u32, 24u32);
+    let full = upscale(engine, model, scale, &photo(0, 0, 160, 96));
+    let part = upscale(engine, model, scale, &photo(x0, y0, 64, 48));
+    let band = 2 * scale;
+    let (mut sum, mut n) = (0f32, 0f32);
+    for (x, y, p) in part.enumerate_pixels() {
+        let inside =
+            (band..part.width() - band).contains(&x) && (band..part.height() - band).contains(&y);
+        if !inside {
+            let q = full.get_pixel(x + x0 * scale, y + y0 * scale);
+            sum += (0..3)
+                .map(|c| (f32::from(p.0[c]) - f32::from(q.0[c])).abs())
+                .sum::<f32>()
+                / 3.0;
+            n += 1.0;
+        }
+    }
+    sum / n
+}
+
 /// The outer band (2 input pixels) of an upscaled 64x48 photo crop against the same region of
 /// the upscaled full photo: the mirrored context stands in for the missing neighbourhood well
 /// enough that the crop's edge is not visibly different there. Measured (mean levels; with zero
@@ -163,28 +186,9 @@ fn flat_images_stay_flat_to_the_border() {
 /// test above is where zero padding fails (up to 100 levels at the edge).
 #[test]
 fn a_crop_border_looks_like_the_full_image_there() {
-    let full = photo(0, 0, 160, 96);
-    let (x0, y0, w, h) = (48u32, 24u32, 64u32, 48u32);
-    let crop = photo(x0, y0, w, h);
     for model in sr_models() {
         let scale = *scales(model).last().unwrap();
-        let band = 2 * scale;
-        let whole = upscale(engine(), &model.id, scale, &full);
-        let part = upscale(engine(), &model.id, scale, &crop);
-        let (mut sum, mut n) = (0f32, 0f32);
-        for (x, y, p) in part.enumerate_pixels() {
-            let inside = (band..part.width() - band).contains(&x)
-                && (band..part.height() - band).contains(&y);
-            if !inside {
-                let q = whole.get_pixel(x + x0 * scale, y + y0 * scale);
-                sum += (0..3)
-                    .map(|c| (f32::from(p.0[c]) - f32::from(q.0[c])).abs())
-                    .sum::<f32>()
-                    / 3.0;
-                n += 1.0;
-            }
-        }
-        let diff = sum / n;
+        let diff = crop_border_band(engine(), &model.id, scale);
         eprintln!(
             "{} x{scale}: border band {diff:.2} levels from the full image",
             model.id
@@ -244,6 +248,74 @@ fn measure_tile_context() {
                 "| {} | x{scale} | smallest meeting the goals: {chosen:?} (stored: {}) | | | |",
                 model.id, model.tiling.context
             );
+        }
+    }
+}
+
+/// The sweep behind the border pad: per model, scale and mirrored pad around a whole image,
+/// the distance to the golden output of the original runtime (which ran the image unpadded),
+/// a flat image's worst pixel and the crop border against the full photo.
+/// `cargo test --release -p upres-engine --test tiling -- --ignored --nocapture measure_border_pad`
+#[test]
+#[ignore = "a measurement: several minutes"]
+fn measure_border_pad() {
+    let wanted = std::env::var("UPRES_CONTEXT_MODELS").ok();
+    let golden_png = Image::new(image::open(golden("input_astronaut_24x40.png")).unwrap());
+    println!("| model | scale | pad | golden: mean levels | golden: max | golden: values > 1 level | flat: worst | crop border |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for model in sr_models() {
+        if model.tiling.context == 0
+            || wanted
+                .as_ref()
+                .is_some_and(|w| !w.split(',').any(|id| id == model.id))
+        {
+            continue;
+        }
+        for scale in model.native_scales.clone() {
+            let (_, want) = common::read_npy(&format!("{}-x{scale}_output.npy", model.id));
+            let (h, w) = (24 * scale as usize, 40 * scale as usize);
+            for pad in [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64] {
+                if pad > model.tiling.context {
+                    break;
+                }
+                let whole = engine_with(|a| {
+                    a.tile = Some(1 << 20);
+                    a.tile_context = Some(pad);
+                });
+                let request = UpscaleRequest {
+                    model: model.id.clone(),
+                    scale,
+                    preserve_alpha: true,
+                };
+                let got = whole
+                    .upscale(&golden_png, &request)
+                    .unwrap()
+                    .pixels
+                    .to_rgb8();
+                let diffs: Vec<f32> = got
+                    .enumerate_pixels()
+                    .flat_map(|(x, y, p)| {
+                        let want = &want;
+                        (0..3).map(move |c| {
+                            let v = want[(c * h + y as usize) * w + x as usize];
+                            (f32::from(p.0[c]) - (v.clamp(0.0, 1.0) * 255.0).round()).abs()
+                        })
+                    })
+                    .collect();
+                let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+                let max = diffs.iter().fold(0f32, |m, &d| m.max(d));
+                let over = diffs.iter().filter(|&&d| d > 1.0).count();
+                let flat = FLAT_COLOURS
+                    .map(|colour| flat_deviation(&whole, &model.id, scale, colour))
+                    .into_iter()
+                    .max()
+                    .unwrap();
+                println!(
+                    "| {} | x{scale} | {pad} | {mean:.3} | {max} | {over} | {flat} | {:.2} |",
+                    model.id,
+                    crop_border_band(&whole, &model.id, scale)
+                );
+            }
         }
     }
 }
