@@ -17,6 +17,20 @@ pub fn env_list<T: std::str::FromStr>(name: &str) -> Option<Vec<T>> {
     )
 }
 
+/// The environment variable `name` parsed, or `default` when it is unset or unparsable.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The median (the upper one of an even count); `values` must not be empty.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// The centre `size` x `size` of scikit-image's astronaut photo (installed by
 /// scripts/setup.sh into .cache/testdata; 512x512, enlarged with Lanczos3 for larger sizes), as
 /// 8-bit RGB.

@@ -3,6 +3,8 @@
 mod inputs;
 mod process;
 pub mod quality;
+mod server;
 
-pub use inputs::{env_list, photo_crop};
+pub use inputs::{env_list, env_or, median, photo_crop};
 pub use process::status_kib;
+pub use server::{file_server, serve_args, start_server};

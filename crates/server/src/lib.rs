@@ -37,7 +37,7 @@ pub use openapi::document as openapi_document;
 pub use routes::{app, MODEL_SLUG};
 pub use state::{AppState, Readiness};
 pub use upres_request::JobSpec;
-pub use upscaler::{EngineKind, OfferedModel, Upscaler};
+pub use upscaler::{EngineKind, Finish, OfferedModel, Upscaler};
 
 /// `upres serve`: loads the engine, listens, and serves until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {

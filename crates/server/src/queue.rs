@@ -6,6 +6,12 @@
 //! workers: a blocking thread, under `catch_unwind` so a panic fails that job only. Without
 //! emulation capacity equals workers. With an emulated latency the job then waits out the rest
 //! of its target time, keeping its place but not its engine worker.
+//!
+//! A job's model stage (decode, checks, moderation, the model) holds the engine worker; its
+//! finish (encoding the output PNG) runs after, on a blocking thread of its own. Unless the job
+//! has an emulated latency to wait out, it then holds one of `workers` encoders instead of its
+//! place: the next job starts while it encodes, so up to `capacity + workers` jobs are
+//! PROCESSING, and at most `workers` outputs wait to be encoded.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -23,7 +29,7 @@ use crate::cluster::{Claim, Claimed, Cluster};
 use crate::emulation::{Hold, JobFault};
 use crate::error::ServerError;
 use crate::jobs::{JobStore, Metrics};
-use crate::upscaler::Upscaler;
+use crate::upscaler::{Finish, Upscaler};
 use upres_request::JobSpec;
 
 /// A place in the queue, held from admission until a worker starts the job.
@@ -92,6 +98,7 @@ pub struct Queue {
     depth: usize,
     places: Arc<Semaphore>,
     capacity: u32,
+    encoders: Arc<Semaphore>,
     worker_count: u32,
     stop: CancellationToken,
     closed: AtomicBool,
@@ -119,6 +126,7 @@ impl Queue {
             depth: depth as usize,
             places: Arc::new(Semaphore::new(capacity as usize)),
             capacity,
+            encoders: Arc::new(Semaphore::new(workers as usize)),
             worker_count: workers,
             stop: CancellationToken::new(),
             closed: AtomicBool::new(false),
@@ -129,6 +137,7 @@ impl Queue {
         let runner = Arc::new(Runner {
             places: queue.places.clone(),
             workers: Arc::new(Semaphore::new(workers as usize)),
+            encoders: queue.encoders.clone(),
             stop: queue.stop.clone(),
             upscaler,
             jobs: queue.jobs.clone(),
@@ -234,16 +243,20 @@ impl Queue {
     pub async fn close(&self, deadline: Instant) -> bool {
         self.closed.store(true, Ordering::SeqCst);
         self.stop.cancel();
-        tokio::time::timeout_at(deadline, self.places.acquire_many(self.capacity))
-            .await
-            .is_ok()
+        // Every place (no job starts after that), then every encoder (the jobs still encoding).
+        let finished = async {
+            let _places = self.places.acquire_many(self.capacity).await;
+            let _encoders = self.encoders.acquire_many(self.worker_count).await;
+        };
+        tokio::time::timeout_at(deadline, finished).await.is_ok()
     }
 }
 
-/// What runs jobs: places, engine workers, and the counters.
+/// What runs jobs: places, engine workers, encoders, and the counters.
 struct Runner {
     places: Arc<Semaphore>,
     workers: Arc<Semaphore>,
+    encoders: Arc<Semaphore>,
     stop: CancellationToken,
     upscaler: Arc<dyn Upscaler>,
     jobs: Arc<JobStore>,
@@ -318,6 +331,7 @@ impl Runner {
         }
         let upscaler = self.upscaler.clone();
         let workers = self.workers.clone();
+        let encoders = self.encoders.clone();
         let jobs = self.jobs.clone();
         let stop = self.stop.clone();
         let average_run_ms = self.average_run_ms.clone();
@@ -331,8 +345,10 @@ impl Runner {
             _ => None,
         };
         let job = async move {
-            // Held until the outcome is stored: shutdown waits for it.
-            let _place = place;
+            // Held until the outcome is stored (shutdown waits for them), unless the place is
+            // handed on to the next job while this one encodes.
+            let mut place = Some(place);
+            let mut encoder = None;
             let _heartbeat = heartbeat;
             let Emulated {
                 latency,
@@ -347,7 +363,18 @@ impl Runner {
                     tracing::error!(rule, "injected crash: this process stops now");
                     std::process::abort()
                 }
-                None => run_on_worker(&workers, upscaler, input, spec).await,
+                None => match run_on_worker(&workers, upscaler, input, spec).await {
+                    Ok(finish) => {
+                        if latency.is_none() {
+                            // The next job starts while this one encodes, holding an encoder.
+                            let permit = encoders.acquire_owned().await;
+                            encoder = Some(permit.expect("the encoder semaphore is never closed"));
+                            drop(place.take());
+                        }
+                        blocking(move || finish.run()).await
+                    }
+                    Err(err) => Err(err),
+                },
             };
             if let Some(latency) = latency {
                 // The rest of the target time; cut short by shutdown or a v1 caller gone.
@@ -365,6 +392,7 @@ impl Runner {
             }
             let finished = Instant::now();
             running.fetch_sub(1, Ordering::SeqCst);
+            let _held = (place, encoder);
             record(&average_run_ms, finished - started);
             metrics::histogram!("upres_job_queue_seconds")
                 .record((started - submitted).as_secs_f64());
@@ -511,19 +539,26 @@ async fn claim_jobs(runner: Arc<Runner>, cluster: Arc<Cluster>) {
     }
 }
 
-/// Runs the job on an engine worker (a blocking thread), catching panics.
+/// Runs the job's model stage on an engine worker.
 async fn run_on_worker(
     workers: &Arc<Semaphore>,
     upscaler: Arc<dyn Upscaler>,
     input: Bytes,
     spec: JobSpec,
-) -> Result<Vec<u8>, ServerError> {
+) -> Result<Finish, ServerError> {
     let _worker = workers
         .acquire()
         .await
         .expect("the worker semaphore is never closed");
+    blocking(move || upscaler.run(&input, &spec)).await
+}
+
+/// Runs `work` on a blocking thread, catching panics.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ServerError> + Send + 'static,
+) -> Result<T, ServerError> {
     tokio::task::spawn_blocking(move || {
-        std::panic::catch_unwind(AssertUnwindSafe(|| upscaler.run(&input, &spec)))
+        std::panic::catch_unwind(AssertUnwindSafe(work))
             .unwrap_or_else(|panic| Err(ServerError::Panic(panic_message(&*panic))))
     })
     .await

@@ -21,8 +21,10 @@ pub trait Upscaler: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Turns the input file into the output PNG. Blocking: runs on a worker thread.
-    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Vec<u8>, ServerError>;
+    /// A job's model stage: turns the input file into the output, short of encoding it, which
+    /// it hands back as the [`Finish`]. Blocking: runs on a blocking thread holding an engine
+    /// worker; the finish runs after the worker is released, beside the next job's model.
+    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Finish, ServerError>;
 
     /// A name to show on every response and on /health when the pixels do not come from a
     /// model, so that a fast engine's output never passes for a model's.
@@ -33,6 +35,28 @@ pub trait Upscaler: Send + Sync + 'static {
     /// The models a request may name (GET /models, the playground's model list).
     fn offered_models(&self) -> Vec<OfferedModel> {
         Vec::new()
+    }
+}
+
+/// What is left of a job after its model stage: encoding the output PNG.
+pub struct Finish(Box<dyn FnOnce() -> Result<Vec<u8>, ServerError> + Send>);
+
+impl Finish {
+    /// A finish that runs `encode`. Blocking.
+    pub fn later(encode: impl FnOnce() -> Result<Vec<u8>, ServerError> + Send + 'static) -> Self {
+        Finish(Box::new(encode))
+    }
+
+    /// The output PNG.
+    pub(crate) fn run(self) -> Result<Vec<u8>, ServerError> {
+        (self.0)()
+    }
+}
+
+impl From<Vec<u8>> for Finish {
+    /// A job whose model stage made the PNG itself.
+    fn from(png: Vec<u8>) -> Self {
+        Finish::later(move || Ok(png))
     }
 }
 
@@ -53,8 +77,8 @@ impl<F> Upscaler for F
 where
     F: Fn(&[u8], &JobSpec) -> Result<Vec<u8>, ServerError> + Send + Sync + 'static,
 {
-    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Vec<u8>, ServerError> {
-        self(input, spec)
+    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Finish, ServerError> {
+        Ok(self(input, spec)?.into())
     }
 }
 
@@ -70,7 +94,7 @@ impl Upscaler for Engine {
         Ok(self.preload(model, false)?)
     }
 
-    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Vec<u8>, ServerError> {
+    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Finish, ServerError> {
         run_job(self, input, spec, |image, request| {
             self.upscale(image, request)
         })
@@ -135,7 +159,7 @@ impl Upscaler for FastEngine {
         self.engine.validate(spec)
     }
 
-    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Vec<u8>, ServerError> {
+    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Finish, ServerError> {
         run_job(&self.engine, input, spec, |image, request| {
             self.engine.resize(image, request, self.resample)
         })
@@ -150,13 +174,14 @@ impl Upscaler for FastEngine {
     }
 }
 
-/// Decode, check, moderate the input, `upscale`, moderate the output, encode.
+/// Decode, check, moderate the input, `upscale`, moderate the output; then, as the finish,
+/// encode.
 fn run_job(
     engine: &Engine,
     input: &[u8],
     spec: &JobSpec,
     upscale: impl FnOnce(&Image, &UpscaleRequest) -> upres_engine::Result<Image>,
-) -> Result<Vec<u8>, ServerError> {
+) -> Result<Finish, ServerError> {
     let request = UpscaleRequest {
         model: spec.model.clone(),
         scale: spec.scale,
@@ -175,14 +200,18 @@ fn run_job(
     if spec.output_moderation {
         moderate(engine, &output, "output")?;
     }
-    let png = upres_engine::encode(&output, OutputFormat::Png)?;
-    metrics::histogram!(
+    let model_stage = started.elapsed();
+    let histogram = metrics::histogram!(
         "upres_inference_seconds",
-        "model" => spec.model.clone(),
-        "scale" => spec.scale.to_string()
-    )
-    .record(started.elapsed().as_secs_f64());
-    Ok(png)
+        "model" => request.model,
+        "scale" => request.scale.to_string()
+    );
+    Ok(Finish::later(move || {
+        let encoding = std::time::Instant::now();
+        let png = upres_engine::encode(&output, OutputFormat::Png)?;
+        histogram.record((model_stage + encoding.elapsed()).as_secs_f64());
+        Ok(png)
+    }))
 }
 
 fn moderate(engine: &Engine, image: &Image, check: &'static str) -> Result<(), ServerError> {

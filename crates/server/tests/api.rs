@@ -492,8 +492,8 @@ async fn health_is_503_until_the_model_is_loaded() {
             &self,
             input: &[u8],
             _: &upres_server::JobSpec,
-        ) -> Result<Vec<u8>, upres_server::ServerError> {
-            Ok(input.to_vec())
+        ) -> Result<upres_server::Finish, upres_server::ServerError> {
+            Ok(input.to_vec().into())
         }
     }
     let gate = Gate::default();
