@@ -97,6 +97,15 @@ fn flat_deviation(engine: &Engine, model: &str, scale: u32, colour: [u8; 3]) -> 
         .unwrap()
 }
 
+/// The largest [`flat_deviation`] over the flat colours.
+fn worst_flat_deviation(engine: &Engine, model: &str, scale: u32) -> u8 {
+    FLAT_COLOURS
+        .map(|colour| flat_deviation(engine, model, scale, colour))
+        .into_iter()
+        .max()
+        .unwrap()
+}
+
 /// A 72x72 photo crop in 2x2 tiles against the whole crop at once, at every model's native
 /// scales: under 0.1 level apart on average, and no output column or row (a tile join is one)
 /// over 0.5 level apart on average. (x2 from x4 tiles the same way, then halves each tile.)
@@ -230,11 +239,7 @@ fn measure_tile_context() {
                 let reference = upscale(&whole, &model.id, scale, &input);
                 let tiled = upscale(&small_tiles(Some(context)), &model.id, scale, &input);
                 let (mean, line) = difference(&tiled, &reference);
-                let flat = FLAT_COLOURS
-                    .map(|colour| flat_deviation(&whole, &model.id, scale, colour))
-                    .into_iter()
-                    .max()
-                    .unwrap();
+                let flat = worst_flat_deviation(&whole, &model.id, scale);
                 println!(
                     "| {} | x{scale} | {context} | {mean:.4} | {line:.4} | {flat} |",
                     model.id
@@ -305,11 +310,7 @@ fn measure_border_pad() {
                 let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
                 let max = diffs.iter().fold(0f32, |m, &d| m.max(d));
                 let over = diffs.iter().filter(|&&d| d > 1.0).count();
-                let flat = FLAT_COLOURS
-                    .map(|colour| flat_deviation(&whole, &model.id, scale, colour))
-                    .into_iter()
-                    .max()
-                    .unwrap();
+                let flat = worst_flat_deviation(&whole, &model.id, scale);
                 println!(
                     "| {} | x{scale} | {pad} | {mean:.3} | {max} | {over} | {flat} | {:.2} |",
                     model.id,
