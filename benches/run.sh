@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks (speed; quality against the reference table), the large-image memory check, and
-# the tile-size and tile-context sweeps behind models/manifest.json.
+# Benchmarks (speed; quality against the reference table; the server under concurrency), the
+# large-image memory check, and the tile-size, tile-context and border-pad sweeps behind
+# models/manifest.json.
 # Run from anywhere in the checkout after scripts/setup.sh. Prints ratios measured in this run
 # (the machines are noisy).
 set -euo pipefail
@@ -13,6 +14,7 @@ cargo bench -p upres-benches --bench cold_start
 cargo bench -p upres-benches --bench latency
 cargo bench -p upres-benches --bench quality
 cargo bench -p upres-benches --bench load
+cargo bench -p upres-benches --bench server_throughput
 for model in $(ls .cache/models | sed -n 's/^\(.*\)-x4\.onnx$/\1/p'); do
     UPRES_MEMORY_MODEL=$model cargo test --release -p upres-engine --test memory -- --ignored --nocapture
 done

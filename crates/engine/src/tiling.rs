@@ -60,7 +60,8 @@ impl TileConfig {
     ) -> TileConfig {
         let o = overlap as usize;
         let min_side = |len: usize| len.min(MIN_TILE.max(2 * o + 1));
-        let fits = |tw: usize, th: usize| model.working_memory((tw, th), width, scale) <= budget;
+        let fits =
+            |tw: usize, th: usize| model.working_memory((tw, th), (width, height), scale) <= budget;
         // (pixels computed, tile width, tile height) for tiles of at most `tw` x `th`.
         let cost = |tw: usize, th: usize| {
             let (xs, ys) = (spans(width, tw, o), spans(height, th, o));
@@ -68,6 +69,14 @@ impl TileConfig {
             let px = xs.len() * ys.len() * (xs[0].1 + 2 * m) * (ys[0].1 + 2 * m);
             (px, tw, th)
         };
+        if fits(width, height) {
+            // One run computes least (nothing twice), and its border pad costs the least memory.
+            return TileConfig {
+                width: width as u32,
+                height: height as u32,
+                overlap,
+            };
+        }
         let mut best = None;
         for columns in 1..=width.div_ceil(MIN_TILE) {
             let tw = (width + (columns - 1) * o).div_ceil(columns);
@@ -77,7 +86,8 @@ impl TileConfig {
             if !fits(tw, min_side(height)) {
                 continue;
             }
-            // The tallest tile that fits, by bisection (memory grows with the height).
+            // The tallest tile that fits, by bisection (memory grows with the height; the
+            // whole image, which needs less, did not fit).
             let (mut lo, mut hi) = (min_side(height), height + 1);
             while hi - lo > 1 {
                 let mid = (lo + hi) / 2;
@@ -176,14 +186,22 @@ impl ModelTiling {
         }
     }
 
-    /// Bytes that upscaling an image `image_width` wide with tiles of `tw` x `th` needs beyond
-    /// the input and output images: one model run on a tile with its margin, and the band of
-    /// blended float output rows, one tile high and as wide as the output.
-    pub fn working_memory(self, (tw, th): (usize, usize), image_width: usize, scale: usize) -> u64 {
-        let m = self.margin();
-        let run = self.bytes_per_pixel * ((tw + 2 * m) * (th + 2 * m)) as u64;
-        let band = 3 * 4 * (th * scale * image_width * scale) as u64;
-        run + band
+    /// Bytes that upscaling a `width` x `height` image with tiles of `tw` x `th` needs beyond
+    /// the input and output images: one model run on a tile with its margin, and, unless one
+    /// tile is the whole image, the band of blended float output rows, one tile high and as
+    /// wide as the output.
+    pub fn working_memory(
+        self,
+        (tw, th): (usize, usize),
+        (width, height): (usize, usize),
+        scale: usize,
+    ) -> u64 {
+        let (tw, th) = (tw.min(width), th.min(height));
+        let run = |m: usize| self.bytes_per_pixel * ((tw + 2 * m) * (th + 2 * m)) as u64;
+        if (tw, th) == (width, height) {
+            return run(self.border_margin());
+        }
+        run(self.margin()) + 3 * 4 * (th * scale * width * scale) as u64
     }
 }
 
@@ -627,6 +645,21 @@ mod tests {
         // A small image fits whole: one tile, nothing computed twice.
         let small = TileConfig::within_budget(model, (300, 200), 4, 16, mib(1024));
         assert_eq!(grid(300, 200, small).concat().len(), 1);
+        // A whole image pays only its border pad, and needs no band of blended rows.
+        let padded = ModelTiling {
+            border_pad: Some(2),
+            ..model
+        };
+        let whole = padded.bytes_per_pixel * 504 * 504;
+        let tiles = |budget| {
+            grid(
+                500,
+                500,
+                TileConfig::within_budget(padded, (500, 500), 4, 16, budget),
+            )
+        };
+        assert_eq!(tiles(whole).concat().len(), 1);
+        assert!(tiles(whole - 1).concat().len() > 1);
         for (size, budget) in [
             ((2048, 2048), mib(256)),
             ((2048, 2048), mib(1024)),
@@ -636,14 +669,14 @@ mod tests {
             let cfg = TileConfig::within_budget(model, size, 4, 16, budget);
             let (tw, th) = (cfg.width as usize, cfg.height as usize);
             assert!(
-                model.working_memory((tw.min(size.0), th.min(size.1)), size.0, 4) <= budget,
+                model.working_memory((tw, th), size, 4) <= budget,
                 "{size:?}: {cfg:?} over budget"
             );
             assert_eq!(cfg.overlap, 16);
             // No square tiling that fits computes less.
             for side in (64..=size.0.max(size.1)).step_by(8) {
                 let square = TileConfig::square(side as u32, 16);
-                if model.working_memory((side.min(size.0), side.min(size.1)), size.0, 4) <= budget {
+                if model.working_memory((side, side), size, 4) <= budget {
                     assert!(
                         computed(cfg, size) <= computed(square, size),
                         "{size:?}: {cfg:?} vs {side}"
