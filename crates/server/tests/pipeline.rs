@@ -31,6 +31,17 @@ impl Upscaler for SlowFinish {
     }
 }
 
+/// A one-worker server running [`SlowFinish`], its gate and its count of model stages.
+async fn start() -> (TestServer, Gate, Arc<AtomicUsize>) {
+    let (gate, models) = (Gate::default(), Arc::new(AtomicUsize::new(0)));
+    let upscaler = Arc::new(SlowFinish {
+        gate: gate.clone(),
+        models: models.clone(),
+    });
+    let server = TestServer::start(&["--workers", "1"], upscaler).await;
+    (server, gate, models)
+}
+
 async fn status(job: &Value) -> String {
     let (_, body) = json(
         client()
@@ -45,12 +56,7 @@ async fn status(job: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_next_job_runs_its_model_while_one_encodes() {
-    let (gate, models) = (Gate::default(), Arc::new(AtomicUsize::new(0)));
-    let upscaler = Arc::new(SlowFinish {
-        gate: gate.clone(),
-        models: models.clone(),
-    });
-    let server = TestServer::start(&["--workers", "1"], upscaler).await;
+    let (server, gate, models) = start().await;
     let submit = |word: &str| {
         let url = server.v2();
         let body = json!({"image": input(word)});
@@ -93,12 +99,7 @@ async fn the_next_job_runs_its_model_while_one_encodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_a_job_that_is_encoding() {
-    let (gate, models) = (Gate::default(), Arc::new(AtomicUsize::new(0)));
-    let upscaler = Arc::new(SlowFinish {
-        gate: gate.clone(),
-        models: models.clone(),
-    });
-    let server = TestServer::start(&["--workers", "1"], upscaler).await;
+    let (server, gate, models) = start().await;
     let url = server.v1();
     let encoding = tokio::spawn(async move { post(&url, &json!({"image": input("slow")})).await });
     until("the model stage", || models.load(Ordering::SeqCst) == 1).await;
