@@ -513,16 +513,9 @@ impl Band {
     /// Hands out rows `[y0, end)` and drops them.
     fn flush(&mut self, end: usize, sink: &mut impl FnMut(usize, PlanarRows)) {
         let (done, width) = (end - self.y0, self.width);
-        let all = PlanarRows {
-            data: &self.acc,
-            plane: self.rows * width,
-            stride: width,
-            width,
-            height: self.rows,
-        };
         sink(
             self.y0,
-            all.crop(Rect {
+            PlanarRows::new(&self.acc, width, self.rows).crop(Rect {
                 x: 0,
                 y: 0,
                 w: width,
