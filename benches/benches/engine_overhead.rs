@@ -12,22 +12,10 @@
 
 use std::time::Instant;
 
-use upres_benches::{env_list, photo_crop};
+use upres_benches::{env_list, env_or, median, photo_crop};
 use upres_engine::alpha::split;
 use upres_engine::tiling::{grid, Rect, Sides};
 use upres_engine::{run_sr_with, Engine, EngineArgs, Layout, UpscaleRequest};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
 
 /// Seconds of one bare run on planar `data` of `size`.
 fn bare(engine: &Engine, model: &str, scale: u32, data: &[f32], size: (usize, usize)) -> f64 {

@@ -17,19 +17,13 @@ use base64::Engine as _;
 use clap::Parser;
 use image::{DynamicImage, RgbaImage};
 use serde_json::json;
+use upres_benches::env_or;
 use upres_server::{AppState, EngineKind, ServeArgs};
 
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
     serve: ServeArgs,
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// A server on 127.0.0.1 with `flags` and `engine`, on its own runtime; returns its URL and
