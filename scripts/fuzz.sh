@@ -68,10 +68,11 @@ echo "toolchain: $(rustc --version)"
 # The lock file is committed: refuse to build if it is not up to date with fuzz/Cargo.toml.
 lock_before=$(sha256sum fuzz/Cargo.lock)
 start=$SECONDS
-"$cargo_fuzz" fuzz build --sanitizer "$sanitizer"
+"$cargo_fuzz" fuzz build --dev --sanitizer "$sanitizer"
 [ "$(sha256sum fuzz/Cargo.lock)" = "$lock_before" ] || { echo "error: fuzz/Cargo.lock was out of date (now updated): review and commit it" >&2; exit 1; }
 echo "fuzz targets built in $((SECONDS - start)) s (sanitizer: $sanitizer)"
-bin_dir=fuzz/target/x86_64-unknown-linux-gnu/release
+# --dev: the profile in fuzz/Cargo.toml (codecs and parsers optimized, no debug info).
+bin_dir=fuzz/target/x86_64-unknown-linux-gnu/debug
 
 # --- run ---
 max_len() {
