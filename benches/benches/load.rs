@@ -14,40 +14,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use clap::Parser;
 use image::{DynamicImage, RgbaImage};
 use serde_json::json;
-use upres_benches::env_or;
-use upres_server::{AppState, EngineKind, ServeArgs};
+use upres_benches::{env_or, serve_args};
+use upres_server::EngineKind;
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
-/// A server on 127.0.0.1 with `flags` and `engine`, on its own runtime; returns its URL and
+/// A server on 127.0.0.1 with `flags` and `engine` (two runtime threads); returns its URL and
 /// the runtime (dropping it stops the server).
 fn start_server(flags: &[&str], engine: EngineKind) -> (String, tokio::runtime::Runtime) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let args = Cli::parse_from(std::iter::once("upres").chain(flags.iter().copied())).serve;
-    let url = runtime.block_on(async {
-        let base = upres_engine::Engine::new(&args.engine).expect("run scripts/setup.sh first");
-        let state = AppState::new(&args, engine.upscaler(Arc::new(base))).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let ready = state.clone();
-        tokio::spawn(upres_server::run(listener, state, std::future::pending()));
-        while !matches!(ready.readiness(), upres_server::Readiness::Ready) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        url
-    });
-    (url, runtime)
+    let args = serve_args(flags);
+    let base = upres_engine::Engine::new(&args.engine).expect("run scripts/setup.sh first");
+    upres_benches::start_server(&args, engine.upscaler(Arc::new(base)), 2)
 }
 
 fn body(size: u32, scale: u32) -> serde_json::Value {
