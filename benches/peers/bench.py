@@ -26,9 +26,12 @@ from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-RUNNERS = ["upres", "ort", "ncnn", "tfjs", "torch"]
+# upres-exact: upres with `--tile-context 0`, no border pad and no context, so it computes exactly
+# what the whole-image peers compute (their output, zero-padding frame included).
+RUNNERS = ["upres", "upres-exact", "ort", "ncnn", "tfjs", "torch"]
 LABEL = {
     "upres": "**upres**",
+    "upres-exact": "upres `--tile-context 0`",
     "ort": "ONNX Runtime (Python)",
     "ncnn": "ncnn (Python)",
     "tfjs": "UpscalerJS, TF.js WASM",
@@ -74,8 +77,9 @@ def applicable(runner, model, have):
 def command(runner, model, inp, warm, out, scratch):
     io = ["--model", model, "--input", inp, "--warmup", warm, "--output", out]
     py = os.path.join(scratch, "venv/bin/python")
-    if runner == "upres":
-        return [os.path.join(ROOT, "target/release/examples/peer")] + io
+    if runner in ("upres", "upres-exact"):
+        exact = ["--tile-context", "0"] if runner == "upres-exact" else []
+        return [os.path.join(ROOT, "target/release/examples/peer")] + io + exact
     if runner in ("ort", "ncnn"):
         return [py, os.path.join(HERE, "runner.py"), runner] + io + ["--ncnn-dir", os.path.join(scratch, "ncnn")]
     if runner == "torch":
@@ -251,7 +255,7 @@ def report(results, models, sizes, reps, cpu, flops_by_model, stamp, stopped_ear
     date = stamp.strftime("%Y-%m-%d")
     names = {"upres": "upres", "ort": "onnxruntime", "ncnn": "ncnn", "tfjs": "@tensorflow/tfjs + tfjs-backend-wasm (UpscalerJS 1.0.0)", "torch": "torch"}
     ver = ", ".join(f"{names[r]} {versions[r]}" + (" (ONNX Runtime 1.31.1)" if r == "upres" else "")
-                    for r in RUNNERS if versions.get(r))
+                    for r in RUNNERS if versions.get(r) and r != "upres-exact")
     lines = [
         f"Measured {date} on {cpu['model']}, {cpu['cores']} cores, {'+'.join(cpu['isa']).upper()}; "
         f"fp32 peak {cpu['peak_gflops']:.0f} GFLOP/s = {cpu['cores']} cores x {cpu['flop_per_cycle_per_core']} FLOP/cycle "
