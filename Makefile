@@ -28,7 +28,7 @@ serve: setup build
 	target/release/upres serve
 
 test: setup test-tools
-	$(CARGO) test --profile tests --locked --workspace
+	$(CARGO) test --release --locked --workspace
 	$(MAKE) fuzz-smoke
 
 fuzz-smoke:
