@@ -1,6 +1,6 @@
 //! The quality metrics and resizing against reference numbers (scikit-image, NumPy, Pillow).
 //! An integration test, so that `cargo test` does not build the bench library a second time
-//! in test mode (its server helpers make that the slowest unit of the workspace's build).
+//! in test mode (with its server helpers, one of the slowest units of the workspace's build).
 
 use fast_image_resize::FilterType;
 use image::RgbImage;
