@@ -11,14 +11,16 @@
 #   FUZZ_JOBS=N        targets run at once (default 1)
 #   FUZZ_SANITIZER=S   cargo-fuzz --sanitizer (default none: see fuzz/README.md)
 #   FUZZ_ARGS="..."    extra libFuzzer flags
+#   FUZZ_RESUME=1      keep the scratch corpus of the last run and go on from it (a long run in
+#                      legs: the executions add up, the corpus carries what was found)
 #   CARGO_FUZZ_ROOT    where cargo-fuzz is installed (default .cache/cargo-fuzz)
 #
 # Installs cargo-fuzz (pinned) from the crates registry into CARGO_FUZZ_ROOT unless that version
 # is already there. Uses the nightly toolchain when rustup has one, else stable (enough without a
 # sanitizer). Each target starts from its committed seeds (fuzz/corpus/<target>/, never
 # modified) and writes what it finds to a scratch corpus (fuzz/target/scratch/<target>/, emptied
-# first). Exits non-zero on any crash, timeout, out-of-memory or allocation over the cap; the
-# input is saved under fuzz/artifacts/<target>/.
+# first unless FUZZ_RESUME=1). Exits non-zero on any crash, timeout, out-of-memory or allocation
+# over the cap; the input is saved under fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,7 +87,7 @@ max_len() {
 run_target() {
     local t=$1
     local scratch=fuzz/target/scratch/$t artifacts=fuzz/artifacts/$t log=fuzz/target/logs/$t.log
-    rm -rf "$scratch"
+    [ "${FUZZ_RESUME:-0}" = 1 ] || rm -rf "$scratch"
     mkdir -p "$scratch" "$artifacts" "$(dirname "$log")"
     local flags=(
         -rss_limit_mb=1024 -timeout=10 -max_len="$(max_len "$t")" -print_final_stats=1
