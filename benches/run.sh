@@ -15,7 +15,7 @@ cargo bench -p upres-benches --bench latency
 cargo bench -p upres-benches --bench quality
 cargo bench -p upres-benches --bench load
 cargo bench -p upres-benches --bench server_throughput
-for model in $(ls .cache/models | sed -n 's/^\(.*\)-x4\.onnx$/\1/p'); do
+for model in $(ls .cache/models | sed -n 's/^\(.*\)-x[24]\.onnx$/\1/p' | sort -u); do
     UPRES_MEMORY_MODEL=$model cargo test --release -p upres-engine --test memory -- --ignored --nocapture
 done
 cargo test --release -p upres-engine --test tiling -- --ignored --nocapture
