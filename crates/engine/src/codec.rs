@@ -367,18 +367,33 @@ mod tests {
         }
     }
 
-    // Regression (fuzz target `decode`): zune-jpeg 0.5.15 panics in its AVX2 IDCT on this JPEG
-    // (an `unwrap` on an output row out of range); the panic must become a corrupt-image error.
+    // Regressions (fuzz target `decode`): decoders that panic on malformed data, each panic to
+    // become a corrupt-image error. zune-jpeg 0.5.15 in its AVX2 IDCT (an `unwrap` on an output
+    // row out of range); png 0.18.1 expanding a 2-bit palette image whose PLTE (28 bytes) is not
+    // whole RGB entries (a slice out of range).
     #[test]
     fn a_decoder_panic_is_a_corrupt_image() {
-        let bytes = include_bytes!("../../../fuzz/corpus/decode/regress-jpeg-zune-idct-panic.jpg");
-        let result = decode(bytes, &limits());
-        if std::is_x86_feature_detected!("avx2") {
-            match result {
+        let cases: [(&[u8], &str, bool); 2] = [
+            (
+                include_bytes!("../../../fuzz/corpus/decode/regress-jpeg-zune-idct-panic.jpg"),
+                "the Jpeg decoder failed",
+                std::is_x86_feature_detected!("avx2"),
+            ),
+            (
+                include_bytes!(
+                    "../../../fuzz/corpus/decode/regress-png-palette-transform-panic.png"
+                ),
+                "the Png decoder failed",
+                true,
+            ),
+        ];
+        for (bytes, prefix, panics_here) in cases {
+            match decode(bytes, &limits()) {
                 Err(EngineError::CorruptImage(message)) => {
-                    assert!(message.starts_with("the Jpeg decoder failed"), "{message}")
+                    assert!(message.starts_with(prefix), "{message}")
                 }
-                other => panic!("expected CorruptImage, got {other:?}"),
+                other if panics_here => panic!("{prefix}: expected CorruptImage, got {other:?}"),
+                _ => {}
             }
         }
     }
