@@ -102,8 +102,8 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image> {
     ) {
         return Err(EngineError::UnsupportedFormat(format!("{format:?}")));
     }
-    // A decoder that panics on malformed data (zune-jpeg 0.5.15 does on some, found by the
-    // `decode` fuzz target) must fail this image only, as corrupt, not the caller's thread.
+    // A decoder that panics on malformed data (zune-jpeg 0.5.15 and png 0.18.1 do on some, found
+    // by the `decode` fuzz target) must fail this image only, as corrupt, not the caller's thread.
     std::panic::catch_unwind(|| decode_as(bytes, format, limits)).unwrap_or_else(|panic| {
         let reason = panic
             .downcast_ref::<&str>()
