@@ -30,7 +30,7 @@ fn largest_upscale_stays_under_2_gib() {
         .unwrap_or_else(|_| upres_engine::catalog::DEFAULT_MODEL.into());
     let entry = upres_engine::catalog::entry(&model).expect("a model of the catalog");
     let scale = *entry.scales.iter().max().expect("a super-resolution model");
-    let output_side = (Limits::default().max_output_pixels as f64).sqrt() as u32;
+    let output_side = Limits::default().max_output_pixels.isqrt() as u32;
     let side = output_side / scale;
     let input = Image::new(DynamicImage::ImageRgba8(RgbaImage::from_fn(
         side,
