@@ -3,7 +3,8 @@
 sizes (each in its own process: `examples/tile_probe.rs`), interleaved over rounds; prints the
 time per useful megapixel relative to the model's 192 px tile measured in the same run, and the
 working memory per input pixel (the largest seen, over sizes and rounds), which goes into
-models/manifest.json as `tiling.bytes_per_pixel`.
+models/manifest.json as `tiling.bytes_per_pixel` (for a split model, the trunk's; its tail's
+per feature pixel of a strip as `tiling.tail.bytes_per_pixel`).
 
     cargo build --release -p upres-benches --example tile_probe
     benches/tiles.py [--rounds 2] [--models span,esrgan-slim] [--sizes 128,192,256,384,512]
@@ -49,13 +50,14 @@ def main():
                 [args.probe, model, str(MODELS[model]), str(tile), "2"],
                 check=True, capture_output=True, text=True,
             ).stdout
-            result = json.loads(out)
+            # A split model's probe prints its tail's line first: merged into one result.
+            result = {k: v for line in out.splitlines() for k, v in json.loads(line).items()}
             seen.setdefault((model, tile), []).append(result)
             print(f"round {r + 1}: {out.strip()}", file=sys.stderr)
     print(f"# tile sizes, {datetime.date.today()}, {os.cpu_count()} cores, {args.rounds} rounds")
     print("| model | tile | time per useful Mpx vs 192 px | KiB per input px |")
     print("|---|---|---|---|")
-    memory = {}
+    memory, tail_memory = {}, {}
     for model in models:
         per_mpx = {
             tile: min(r["seconds"] for r in seen[(model, tile)]) / (tile - OVERLAP) ** 2
@@ -66,11 +68,19 @@ def main():
         for tile, t in per_mpx.items():
             bpp = max(r["bytes_per_px"] for r in seen[(model, tile)])
             memory[model] = max(memory.get(model, 0), bpp)
+            for r in seen[(model, tile)]:
+                if "tail_bytes_per_px" in r:
+                    tail_memory[model] = max(tail_memory.get(model, 0), r["tail_bytes_per_px"])
             rel = f"{t / base:.2f}x" if base else "-"
             print(f"| {model} | {tile} | {rel} | {bpp / 1024:.2f} |")
     print("\nbytes_per_pixel for the manifest (largest seen, rounded up to 256):")
+    def rounded(bpp):
+        return -(-int(bpp) // 256) * 256
+
     for model, bpp in memory.items():
-        print(f"  {model}: {-(-int(bpp) // 256) * 256}")
+        print(f"  {model}: {rounded(bpp)}")
+    for model, bpp in tail_memory.items():
+        print(f"  {model}: tail.bytes_per_pixel {rounded(bpp)}")
 
 
 if __name__ == "__main__":

@@ -125,7 +125,8 @@ def convert_model(entry, files):
         (path,) = entry["files"]["model"]
         outputs[f"{entry['id']}.onnx"] = files[path]
         return outputs
-    from convert.graph import sr_model  # imports onnx: only when something needs converting
+    # imports onnx: only when something needs converting
+    from convert.graph import split_before_upsampling, sr_model
     converter = importlib.import_module(f"convert.{entry['converter']}")
     source = entry["source"]
     for scale in entry["scales"]:
@@ -136,7 +137,11 @@ def convert_model(entry, files):
         build = functools.partial(converter.build, files={p: files[p] for p in paths})
         model = sr_model(build, scale, entry["native_range"], metadata,
                          entry.get("tiling", {}).get("shrink", 0))
-        outputs[f"{entry['id']}-x{scale}.onnx"] = model.SerializeToString()
+        name = f"{entry['id']}-x{scale}"
+        outputs[f"{name}.onnx"] = model.SerializeToString()
+        if entry.get("tiling", {}).get("tail"):  # also as trunk and tail (see split_before_upsampling)
+            for stage, part in zip(["trunk", "tail"], split_before_upsampling(model)):
+                outputs[f"{name}.{stage}.onnx"] = part.SerializeToString()
     return outputs
 
 

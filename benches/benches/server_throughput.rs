@@ -46,7 +46,7 @@ struct Bodies {
 impl Bodies {
     /// The body of request `n` of client `client`: inline and URL alternate.
     fn pick(&self, client: usize, n: usize) -> Bytes {
-        if (client + n) % 2 == 0 {
+        if (client + n).is_multiple_of(2) {
             self.inline.clone()
         } else {
             self.url.clone()

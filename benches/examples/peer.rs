@@ -45,7 +45,7 @@ fn main() {
     };
     let started = Instant::now();
     let engine = Engine::new(&args.engine).expect("run scripts/setup.sh first");
-    engine.session(&args.model, 4).expect("model installed");
+    engine.preload(&args.model, false).expect("model installed");
     let load_seconds = started.elapsed().as_secs_f64();
 
     // Decode, upscale, encode; returns the PNG, the output size and the three phases' seconds.

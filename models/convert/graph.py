@@ -96,3 +96,60 @@ def sr_model(build, scale, native_range, metadata, shrink=0):
         raise ValueError(f"the network maps a {height}x{width} input to {got[2:]}, "
                          f"the manifest (x{scale}, shrink {shrink}) says {want[2:]}")
     return model
+
+
+def split_before_upsampling(model):
+    """(trunk, tail): `model` cut at the input of its first Resize (nearest upsampling).
+
+    trunk: `input` -> `features` [N,C,H,W]; tail: `features` -> `output`. Run one after the
+    other they compute what `model` does; the engine runs the tail on strips of the trunk's
+    features, so that the upsampling layers, which hold the most memory per input pixel, never
+    see a whole tile. Fails unless the tail needs nothing of the trunk but that one tensor.
+    """
+    nodes = list(model.graph.node)
+    first = next((i for i, n in enumerate(nodes) if n.op_type == "Resize"), None)
+    if first is None:
+        raise ValueError("the model has no Resize to split before")
+    cut = nodes[first].input[0]
+    needed, trunk = {cut}, set()
+    for i in reversed(range(first)):
+        if needed & set(nodes[i].output):
+            trunk.add(i)
+            needed.update(nodes[i].input)
+    tail = [i for i in range(len(nodes)) if i not in trunk]
+    made_by_trunk = {t for i in trunk for t in nodes[i].output}
+    leaked = {t for i in tail for t in nodes[i].input} & made_by_trunk - {cut}
+    if leaked:
+        raise ValueError(f"the tail also reads {sorted(leaked)} from the trunk")
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for dim, size in zip(probe.graph.input[0].type.tensor_type.shape.dim, [1, 3, 5, 7]):
+        dim.dim_value = size
+    inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=True)
+    (info,) = [v for v in inferred.graph.value_info if v.name == cut]
+    channels = info.type.tensor_type.shape.dim[1].dim_value
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT,
+                                             ["N", channels, "H", "W"])
+
+    def part(indices, name, inputs, outputs):
+        part_nodes = []
+        for i in sorted(indices):
+            node = onnx.NodeProto()
+            node.CopyFrom(nodes[i])
+            for names in (node.input, node.output):
+                for k, tensor in enumerate(names):
+                    if tensor == cut:
+                        names[k] = "features"
+            part_nodes.append(node)
+        used = {t for n in part_nodes for t in n.input}
+        graph = helper.make_graph(part_nodes, name, inputs, outputs,
+                                  [t for t in model.graph.initializer if t.name in used])
+        out = helper.make_model(graph, opset_imports=list(model.opset_import),
+                                ir_version=model.ir_version, producer_name=model.producer_name)
+        props = {p.key: p.value for p in model.metadata_props}
+        helper.set_model_props(out, {**props, "stage": name})
+        onnx.checker.check_model(out, full_check=True)
+        return out
+
+    return (part(trunk, "trunk", [model.graph.input[0]], [features]),
+            part(tail, "tail", [features], [model.graph.output[0]]))

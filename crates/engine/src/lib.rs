@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod inference;
 pub mod moderation;
 pub mod output;
 pub mod registry;
@@ -13,11 +14,10 @@ pub mod resample;
 pub mod runtime;
 pub mod tiling;
 
-use ort::value::TensorRef;
-
 pub use codec::{decode, encode, Image, Limits, OutputFormat};
 pub use config::EngineArgs;
 pub use error::{EngineError, Result};
+pub use inference::{run_sr_with, run_untiled, SrModel};
 pub use output::Layout;
 pub use registry::{ModelInfo, SharedSession};
 pub use resample::Resample;
@@ -26,7 +26,6 @@ pub use tiling::{ModelTiling, TileConfig};
 
 use crate::output::Output;
 use crate::registry::Registry;
-use crate::tiling::Planar;
 
 /// What to do to one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +95,7 @@ impl Engine {
     pub fn preload(&self, model: &str, with_classifier: bool) -> Result<()> {
         let info = self.registry.model(model)?;
         for &scale in &info.native_scales {
-            self.registry.sr_session(&info.id, scale)?;
+            self.registry.sr_model(info, scale)?;
         }
         if with_classifier {
             self.registry.classifier_session()?;
@@ -180,7 +179,7 @@ impl Engine {
         progress: &dyn Fn(usize, usize),
     ) -> Result<Image> {
         let (model, native, downscale) = self.plan(image.width(), image.height(), request)?;
-        let session = self.registry.sr_session(&request.model, native)?;
+        let sr = self.registry.sr_model(model, native)?;
         let scale = request.scale as usize;
         let (mut rgb, alpha) = alpha::split(&image.pixels);
         let layout = Layout::of(&image.pixels, request.preserve_alpha);
@@ -203,7 +202,7 @@ impl Engine {
             native as usize,
             downscale as usize,
             |tile, tw, th, consume: &mut dyn FnMut(&[f32])| {
-                run_sr_with(&session, tile, (tw, th), consume)?;
+                sr.run(tile, (tw, th), native as usize, consume)?;
                 done += 1;
                 progress(done, total);
                 Ok(())
@@ -256,32 +255,13 @@ impl Engine {
         self.registry.sr_session(model, native_scale)
     }
 
+    /// The sessions the engine runs a tile with (for a split model, its trunk and tail).
+    pub fn sr_model(&self, model: &str, native_scale: u32) -> Result<SrModel> {
+        self.registry
+            .sr_model(self.registry.model(model)?, native_scale)
+    }
+
     pub fn classifier(&self) -> Result<SharedSession> {
         self.registry.classifier_session()
     }
-}
-
-/// Runs a super-resolution session on one planar RGB tile of `(width, height)` and hands
-/// `use_output` its planar output, in place (the session stays locked meanwhile).
-pub fn run_sr_with<R>(
-    session: &SharedSession,
-    tile: &[f32],
-    (width, height): (usize, usize),
-    use_output: impl FnOnce(&[f32]) -> R,
-) -> Result<R> {
-    let input = TensorRef::from_array_view(([1usize, 3, height, width], tile))?;
-    let mut session = session.lock().unwrap_or_else(|p| p.into_inner());
-    let outputs = session.run(ort::inputs![input])?;
-    let (_, data) = outputs[0].try_extract_tensor::<f32>()?;
-    Ok(use_output(data))
-}
-
-/// Upscales planar data with the session directly (no tiling, no padding, no alpha).
-pub fn run_untiled(session: &SharedSession, input: &Planar) -> Result<Vec<f32>> {
-    run_sr_with(
-        session,
-        &input.data,
-        (input.width, input.height),
-        <[f32]>::to_vec,
-    )
 }

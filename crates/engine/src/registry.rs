@@ -10,6 +10,7 @@ use ort::session::Session;
 
 use crate::catalog::{self, CatalogEntry};
 use crate::error::{EngineError, Result};
+use crate::inference::SrModel;
 use crate::runtime::{self, Device};
 use crate::tiling::ModelTiling;
 
@@ -108,6 +109,20 @@ impl Registry {
     /// The session for `<id>-x<scale>.onnx`, loaded on first use.
     pub fn sr_session(&self, id: &str, native_scale: u32) -> Result<SharedSession> {
         self.session(&format!("{id}-x{native_scale}.onnx"), id)
+    }
+
+    /// What the engine runs a tile of `model` with: the whole model's session, or, for a
+    /// split model, those of `<id>-x<scale>.trunk.onnx` and `.tail.onnx`.
+    pub fn sr_model(&self, model: &ModelInfo, native_scale: u32) -> Result<SrModel> {
+        let id = &model.id;
+        Ok(match model.tiling.tail {
+            None => SrModel::Whole(self.sr_session(id, native_scale)?),
+            Some(strips) => SrModel::Split {
+                trunk: self.session(&format!("{id}-x{native_scale}.trunk.onnx"), id)?,
+                tail: self.session(&format!("{id}-x{native_scale}.tail.onnx"), id)?,
+                strips,
+            },
+        })
     }
 
     /// The content-moderation classifier's session.

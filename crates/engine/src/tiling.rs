@@ -139,8 +139,43 @@ pub struct ModelTiling {
     /// `scale * (input - 2 * shrink)`).
     pub shrink: usize,
     /// ONNX Runtime's working memory for one run, in bytes per input pixel (context
-    /// included), at the model's largest scale (measured by benches/tiles.py).
+    /// included), at the model's largest scale (measured by benches/tiles.py). For a split
+    /// model: the trunk's, with the features it hands the tail and the tile's float output.
     pub bytes_per_pixel: u64,
+    /// Set for a model split in two (`<id>-x<scale>.trunk.onnx` and `.tail.onnx`): the
+    /// tail runs on strips of the trunk's features (see `split`).
+    #[serde(default)]
+    pub tail: Option<Tail>,
+}
+
+/// The tail of a split model, which holds the most memory per input pixel (its upsampling
+/// layers): it runs on strips of the trunk's features, at most [`Tail::MEMORY`] at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tail {
+    /// Feature rows fed above and below a strip (cut off again): the tail's reach, so that
+    /// strips join exactly (checked by models/convert's split and the engine's tests).
+    pub context: usize,
+    /// ONNX Runtime's working memory for the tail, in bytes per feature pixel of a strip
+    /// (context included; one feature pixel per input pixel), measured by benches/tiles.py.
+    pub bytes_per_pixel: u64,
+}
+
+impl Tail {
+    /// The tail's working memory: strips are as tall as fits in it.
+    pub const MEMORY: u64 = 128 << 20;
+
+    /// Feature rows per strip for features `width` wide (at least one).
+    pub fn strip_rows(self, width: usize) -> usize {
+        let rows = Self::MEMORY / (self.bytes_per_pixel * width as u64).max(1);
+        (rows as usize).saturating_sub(2 * self.context).max(1)
+    }
+
+    /// Working memory of the tail on features of `width` x `height`.
+    fn working_memory(self, (width, height): (usize, usize)) -> u64 {
+        let rows = (self.strip_rows(width) + 2 * self.context).min(height);
+        self.bytes_per_pixel * (rows * width) as u64
+    }
 }
 
 impl Default for ModelTiling {
@@ -152,6 +187,7 @@ impl Default for ModelTiling {
             border_pad: None,
             shrink: 0,
             bytes_per_pixel: 16 << 10,
+            tail: None,
         }
     }
 }
@@ -187,7 +223,8 @@ impl ModelTiling {
     }
 
     /// Bytes that upscaling a `width` x `height` image with tiles of `tw` x `th` needs beyond
-    /// the input and output images: one model run on a tile with its margin, and, unless one
+    /// the input and output images: one model run on a tile with its margin (a split model's
+    /// trunk, and its tail on one strip), and, unless one
     /// tile is the whole image, the band of blended float output rows, one tile high and as
     /// wide as the output.
     pub fn working_memory(
@@ -197,7 +234,11 @@ impl ModelTiling {
         scale: usize,
     ) -> u64 {
         let (tw, th) = (tw.min(width), th.min(height));
-        let run = |m: usize| self.bytes_per_pixel * ((tw + 2 * m) * (th + 2 * m)) as u64;
+        let run = |m: usize| {
+            let fed = (tw + 2 * m, th + 2 * m);
+            let tail = self.tail.map_or(0, |tail| tail.working_memory(fed));
+            self.bytes_per_pixel * (fed.0 * fed.1) as u64 + tail
+        };
         if (tw, th) == (width, height) {
             return run(self.border_margin());
         }
@@ -626,6 +667,7 @@ mod tests {
             border_pad: None,
             shrink: 0,
             bytes_per_pixel: 4096,
+            tail: None,
         };
         let mib = |n: u64| n << 20;
         let computed = |cfg: TileConfig, (w, h): (usize, usize)| -> usize {
@@ -681,6 +723,40 @@ mod tests {
         let tiny = TileConfig::within_budget(model, (2048, 2048), 4, 16, 1);
         assert_eq!((tiny.width, tiny.height), (64, 64));
         assert!(tiny.validate().is_ok());
+    }
+
+    #[test]
+    fn a_split_models_tail_runs_on_strips_within_its_memory() {
+        let tail = Tail {
+            context: 2,
+            bytes_per_pixel: 10 << 10,
+        };
+        for width in [1, 100, 576, 3000, 20_000] {
+            let rows = tail.strip_rows(width);
+            assert!(rows >= 1);
+            let fed = (rows + 2 * tail.context) * width;
+            assert!(rows == 1 || tail.bytes_per_pixel * fed as u64 <= Tail::MEMORY);
+            assert!(tail.bytes_per_pixel * (fed + width) as u64 > Tail::MEMORY || rows > 1000);
+        }
+        let split = ModelTiling {
+            tail: Some(tail),
+            ..ModelTiling::default()
+        };
+        let whole = ModelTiling {
+            tail: None,
+            ..split
+        };
+        let tail_memory = |size: (usize, usize)| {
+            split.working_memory(size, size, 4) - whole.working_memory(size, size, 4)
+        };
+        // A large tile: one strip's worth; a tiny image: its own features only.
+        assert!(tail_memory((2048, 2048)) <= Tail::MEMORY);
+        assert!(tail_memory((2048, 2048)) > Tail::MEMORY / 2);
+        let tiny = 2 * ModelTiling::default().border_margin() + 8;
+        assert_eq!(
+            tail_memory((8, 8)),
+            tail.bytes_per_pixel * (tiny * tiny) as u64
+        );
     }
 
     #[test]
@@ -757,6 +833,7 @@ mod tests {
                 border_pad: None,
                 shrink: 3,
                 bytes_per_pixel: 0,
+                tail: None,
             },
             ModelTiling {
                 border: Border::Reflect,
@@ -764,6 +841,7 @@ mod tests {
                 border_pad: Some(2),
                 shrink: 2,
                 bytes_per_pixel: 0,
+                tail: None,
             },
             ModelTiling {
                 border: Border::Reflect,
@@ -771,6 +849,7 @@ mod tests {
                 border_pad: Some(8),
                 shrink: 0,
                 bytes_per_pixel: 0,
+                tail: None,
             },
         ];
         for model in models {

@@ -4,8 +4,9 @@
 mod common;
 
 use common::{engine, engine_with, golden, max_abs_diff, read_npy};
+use upres_engine::inference::run_tail;
 use upres_engine::tiling::{Border, Planar, Rect, Sides};
-use upres_engine::{run_untiled, UpscaleRequest};
+use upres_engine::{run_sr_with, run_untiled, SrModel, UpscaleRequest};
 
 /// (model, scale, edge padding of the input): waifu2x's unpadded convolutions take the golden
 /// input replicated 7 px beyond every edge and return exactly twice the unpadded size.
@@ -59,6 +60,69 @@ fn every_converted_model_matches_its_original_runtime() {
         let diff = max_abs_diff(&got, &want);
         eprintln!("{model} x{scale}: max abs diff {diff:.2e}");
         assert!(diff <= 1e-4, "{model} x{scale}: max abs diff {diff}");
+    }
+}
+
+/// A split model (its trunk, then its tail on strips of the trunk's features, as the engine
+/// runs it) computes what the original runtime computed, whatever the strip height; with one
+/// row less of context than the manifest's, strips no longer join exactly.
+#[test]
+fn a_split_model_on_strips_matches_its_original_runtime() {
+    let input = golden_input();
+    let split: Vec<_> = upres_engine::catalog::catalog()
+        .iter()
+        .filter_map(|e| Some((e.id.as_str(), *e.scales.last()?, e.tiling.tail?)))
+        .collect();
+    assert!(!split.is_empty(), "the manifest splits realesrgan-x4plus");
+    for (model, scale, tail) in split {
+        let SrModel::Split {
+            trunk,
+            tail: tail_session,
+            strips,
+        } = engine().sr_model(model, scale).unwrap()
+        else {
+            panic!("{model} is split in the manifest, not in the engine");
+        };
+        assert_eq!(strips, tail);
+        let (w, h, s) = (input.width, input.height, scale as usize);
+        let features = run_sr_with(&trunk, &input.data, (w, h), <[f32]>::to_vec).unwrap();
+        let (_, want) = read_npy(&format!("{model}-x{scale}_output.npy"));
+        let on_strips =
+            |rows, context| run_tail(&tail_session, &features, (w, h), s, context, rows).unwrap();
+        for rows in [1, 5, h] {
+            let diff = max_abs_diff(&on_strips(rows, tail.context), &want);
+            eprintln!("{model} x{scale}, strips of {rows} rows: max abs diff {diff:.2e}");
+            assert!(
+                diff <= 1e-4,
+                "{model}: strips of {rows} rows, max abs diff {diff}"
+            );
+        }
+        let short = max_abs_diff(&on_strips(1, tail.context - 1), &want);
+        assert!(
+            short > 1e-3,
+            "{model}: context {} would do ({short})",
+            tail.context - 1
+        );
+        // The engine's own path (one tile without context: the unpadded run) to 8 bits.
+        let exact = engine_with(|a| a.tile_context = Some(0));
+        let image = exact
+            .decode(&std::fs::read(golden("input_astronaut_24x40.png")).unwrap())
+            .unwrap();
+        let request = UpscaleRequest {
+            model: model.into(),
+            scale,
+            preserve_alpha: true,
+        };
+        let got = exact.upscale(&image, &request).unwrap().pixels.to_rgb8();
+        let (ow, oh) = (w * s, h * s);
+        for (i, &v) in got.as_raw().iter().enumerate() {
+            let (pixel, c) = (i / 3, i % 3);
+            let reference = want[c * ow * oh + pixel] * 255.0;
+            assert!(
+                (f32::from(v) - reference).abs() <= 0.5 + 1e-3,
+                "{model}: value {i} is {v}, the reference {reference}"
+            );
+        }
     }
 }
 
