@@ -180,6 +180,15 @@ def input_files(entry):
     return files if isinstance(files, list) else [p for paths in files.values() for p in paths]
 
 
+def stale_outputs(stamp_path, outputs):
+    """Files an item's previous stamp lists that its new `outputs` do not."""
+    try:
+        before = json.loads(stamp_path.read_text())["outputs"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return sorted(before.keys() - outputs.keys())
+
+
 def provision(item_id, entry, out_dir, produce):
     """Make an item's outputs (produce(entry, files) -> {name: bytes}) unless its stamp matches."""
     stamp_path = out_dir / f"{item_id}.stamp"
@@ -197,6 +206,8 @@ def provision(item_id, entry, out_dir, produce):
     outputs = produce(entry, files)
     for name, data in outputs.items():
         write_atomic(out_dir / name, data)
+    for name in stale_outputs(stamp_path, outputs):  # made last time, no longer
+        (out_dir / name).unlink(missing_ok=True)
     stamp = {**expected, "outputs": {name: sha256(data) for name, data in outputs.items()}}
     write_atomic(stamp_path, (json.dumps(stamp, indent=2) + "\n").encode())
     made = "converted" if entry.get("converter") else "extracted"

@@ -71,9 +71,13 @@ fn a_split_model_on_strips_matches_its_original_runtime() {
     let input = golden_input();
     let split: Vec<_> = upres_engine::catalog::catalog()
         .iter()
-        .filter_map(|e| Some((e.id.as_str(), *e.scales.last()?, e.tiling.tail?)))
+        .filter_map(|e| Some((e, e.tiling.tail?)))
+        .flat_map(|(e, tail)| e.scales.iter().map(move |&s| (e.id.as_str(), s, tail)))
         .collect();
-    assert!(!split.is_empty(), "the manifest splits realesrgan-x4plus");
+    assert!(
+        split.len() >= 3,
+        "the manifest splits realesrgan-x4plus and esrgan-slim"
+    );
     for (model, scale, tail) in split {
         let SrModel::Split {
             trunk,

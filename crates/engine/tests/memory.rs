@@ -49,6 +49,31 @@ fn largest_upscale_stays_under_2_gib() {
         scale,
         preserve_alpha: true,
     };
+    // The tiles the budget gives this image, and the pixels they compute with their margins.
+    let (w, h) = (side as usize, side as usize);
+    let layout = upres_engine::Layout::of(&input.pixels, true);
+    let (tiling, tiles) = engine.tiling(
+        engine.model(&model).unwrap(),
+        (w, h),
+        scale as usize,
+        layout,
+    );
+    let grid = upres_engine::tiling::grid(w, h, tiles);
+    let computed: usize = grid
+        .iter()
+        .flatten()
+        .map(|&rect| {
+            let m = tiling.margins(rect, (w, h));
+            (rect.w + m.left + m.right) * (rect.h + m.top + m.bottom)
+        })
+        .sum();
+    eprintln!(
+        "{model}: {} tiles of at most {}x{}, computing {:.2}x the image's pixels",
+        grid.iter().map(Vec::len).sum::<usize>(),
+        tiles.width,
+        tiles.height,
+        computed as f64 / (w * h) as f64
+    );
     let started = std::time::Instant::now();
     let out = engine.upscale(&input, &request).unwrap();
     assert_eq!((out.width(), out.height()), (output_side, output_side));
