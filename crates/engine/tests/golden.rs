@@ -74,10 +74,7 @@ fn a_split_model_on_strips_matches_its_original_runtime() {
         .filter_map(|e| Some((e, e.tiling.tail?)))
         .flat_map(|(e, tail)| e.scales.iter().map(move |&s| (e.id.as_str(), s, tail)))
         .collect();
-    assert!(
-        split.len() >= 3,
-        "the manifest splits realesrgan-x4plus and esrgan-slim"
-    );
+    assert!(!split.is_empty(), "the manifest splits realesrgan-x4plus");
     for (model, scale, tail) in split {
         let SrModel::Split {
             trunk,
