@@ -67,7 +67,9 @@ fn main() {
         if wanted.as_ref().is_some_and(|w| !w.contains(&model.id)) {
             continue;
         }
-        run(&model.id, sizes[0], *model.native_scales.last().unwrap()); // warm-up
+        for &scale in &model.native_scales {
+            run(&model.id, sizes[0], scale); // warm-up: each scale has its own session
+        }
         let mut row = String::new();
         for &(size, scale) in &cells {
             row += &match run(&model.id, size, scale) {
