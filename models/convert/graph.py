@@ -56,14 +56,19 @@ class Graph:
         return self.op("DepthToSpace", [x], blocksize=factor, mode=mode)
 
 
-def _output_shape(model, height, width):
-    """The output shape ONNX shape inference gives the model for one concrete input size."""
+def _inferred(model, height, width):
+    """`model` with the shapes ONNX shape inference gives it for one concrete input size."""
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     for dim, size in zip(probe.graph.input[0].type.tensor_type.shape.dim, [1, 3, height, width]):
         dim.dim_value = size
     probe.graph.output[0].type.tensor_type.ClearField("shape")
-    inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=True)
+    return onnx.shape_inference.infer_shapes(probe, strict_mode=True)
+
+
+def _output_shape(model, height, width):
+    """The output shape ONNX shape inference gives the model for one concrete input size."""
+    inferred = _inferred(model, height, width)
     return [d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim]
 
 
@@ -121,12 +126,7 @@ def split_before_upsampling(model):
     leaked = {t for i in tail for t in nodes[i].input} & made_by_trunk - {cut}
     if leaked:
         raise ValueError(f"the tail also reads {sorted(leaked)} from the trunk")
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    for dim, size in zip(probe.graph.input[0].type.tensor_type.shape.dim, [1, 3, 5, 7]):
-        dim.dim_value = size
-    inferred = onnx.shape_inference.infer_shapes(probe, strict_mode=True)
-    (info,) = [v for v in inferred.graph.value_info if v.name == cut]
+    (info,) = [v for v in _inferred(model, 5, 7).graph.value_info if v.name == cut]
     channels = info.type.tensor_type.shape.dim[1].dim_value
     features = helper.make_tensor_value_info("features", TensorProto.FLOAT,
                                              ["N", channels, "H", "W"])

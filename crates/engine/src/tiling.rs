@@ -143,7 +143,7 @@ pub struct ModelTiling {
     /// model: the trunk's, with the features it hands the tail and the tile's float output.
     pub bytes_per_pixel: u64,
     /// Set for a model split in two (`<id>-x<scale>.trunk.onnx` and `.tail.onnx`): the
-    /// tail runs on strips of the trunk's features (see `split`).
+    /// tail runs on strips of the trunk's features (see `inference`).
     #[serde(default)]
     pub tail: Option<Tail>,
 }
@@ -154,7 +154,7 @@ pub struct ModelTiling {
 #[serde(deny_unknown_fields)]
 pub struct Tail {
     /// Feature rows fed above and below a strip (cut off again): the tail's reach, so that
-    /// strips join exactly (checked by models/convert's split and the engine's tests).
+    /// strips join exactly (checked by the golden test of split models).
     pub context: usize,
     /// ONNX Runtime's working memory for the tail, in bytes per feature pixel of a strip
     /// (context included; one feature pixel per input pixel), measured by benches/tiles.py.
