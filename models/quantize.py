@@ -18,6 +18,7 @@ Usage (from the repository root):
         [--calib minmax|percentile|entropy] [--ops all|conv] [--exclude NODE...]
         [--crop 64] [--crops-per-photo 4] [--cache RANGES.json]
     python models/quantize.py quality esrgan-thick 4 /tmp/q/esrgan-thick-x4-int8.onnx [...]
+    python models/quantize.py flat esrgan-thick 4 /tmp/q/esrgan-thick-x4-int8.onnx  # flat image
     python models/quantize.py speed esrgan-thick 4 /tmp/q/esrgan-thick-x4-int8.onnx [...] \
         --size 128 --reps 5
     python models/quantize.py sensitivity span 4                 # one Conv quantized at a time
@@ -259,6 +260,27 @@ def quality(model_id, scale, variants, photos=None):
     return mean
 
 
+# The flat colours of crates/engine/tests/tiling.rs (near white, a saturated blue, a dark brown).
+FLAT_COLOURS = [(250, 250, 250), (12, 140, 230), (128, 64, 32)]
+
+
+def flat(model_id, scale, variants):
+    """The engine's flat-image check (crates/engine/tests/tiling.rs, bound: 1 level): the worst
+    difference in levels between any output pixel of a flat 37x29 image and its centre pixel,
+    over the flat colours, for the fp32 model and each variant."""
+    scales = manifest_entry(model_id)["scales"]
+    native = scale if scale in scales else 4
+    for f in [fp32_path(model_id, native), *map(Path, variants)]:
+        sess = session(f)
+        worst = 0
+        for colour in FLAT_COLOURS:
+            out = upscale(sess, model_id, native, scale,
+                          np.full((29, 37, 3), colour, np.uint8)).astype(int)
+            centre = out[out.shape[0] // 2, out.shape[1] // 2]
+            worst = max(worst, int(np.abs(out - centre).max()))
+        print(f"{model_id} x{scale} {f.name}: flat image, worst pixel {worst} levels", flush=True)
+
+
 def sensitivity(model_id, scale, act, calib, photo="astronaut.png", reduce_range=False):
     """Y-PSNR delta on one bench photo when only one Conv is quantized, for every Conv: which
     layers the int8 loss comes from."""
@@ -388,6 +410,10 @@ def main():
     se.add_argument("--act", choices=["uint8", "int8"], default="int8")
     se.add_argument("--calib", choices=["minmax", "percentile", "entropy"], default="minmax")
     se.add_argument("--reduce-range", action="store_true")
+    fl = sub.add_parser("flat")
+    fl.add_argument("model")
+    fl.add_argument("scale", type=int)
+    fl.add_argument("variants", nargs="*")
     s = sub.add_parser("speed")
     s.add_argument("model")
     s.add_argument("scale", type=int)
@@ -404,6 +430,8 @@ def main():
                  per_channel=not a.per_tensor)
     elif a.cmd == "quality":
         quality(a.model, a.scale, a.variants, a.photos)
+    elif a.cmd == "flat":
+        flat(a.model, a.scale, a.variants)
     elif a.cmd == "sensitivity":
         sensitivity(a.model, a.scale, a.act, a.calib, reduce_range=a.reduce_range)
     else:
