@@ -78,6 +78,11 @@ def tiling(model_id):
     return t.get("border", "reflect"), t.get("context", 16), t.get("shrink", 0)
 
 
+def native_scale(model_id, scale):
+    """The model's own scale that serves `scale`: itself, or x4 for x2 from an x4-only model."""
+    return scale if scale in manifest_entry(model_id)["scales"] else 4
+
+
 def fp32_path(model_id, scale):
     return MODELS / f"{model_id}-x{scale}.onnx"
 
@@ -237,8 +242,7 @@ def bench_cases(scale):
 
 def quality(model_id, scale, variants, photos=None):
     """Mean Y-PSNR over the bench photos of the fp32 model and each variant at `scale`."""
-    scales = manifest_entry(model_id)["scales"]
-    native = scale if scale in scales else 4
+    native = native_scale(model_id, scale)
     files = [fp32_path(model_id, native), *map(Path, variants)]
     sessions = [session(f) for f in files]
     cases = bench_cases(scale)
@@ -268,8 +272,7 @@ def flat(model_id, scale, variants):
     """The engine's flat-image check (crates/engine/tests/tiling.rs, bound: 1 level): the worst
     difference in levels between any output pixel of a flat 37x29 image and its centre pixel,
     over the flat colours, for the fp32 model and each variant."""
-    scales = manifest_entry(model_id)["scales"]
-    native = scale if scale in scales else 4
+    native = native_scale(model_id, scale)
     for f in [fp32_path(model_id, native), *map(Path, variants)]:
         sess = session(f)
         worst = 0
