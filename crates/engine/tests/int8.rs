@@ -6,11 +6,10 @@
 
 mod common;
 
-use common::{engine, golden, read_npy};
-use image::{DynamicImage, RgbImage};
+use common::{engine, photo, read_npy, upscale};
 use upres_engine::catalog::{self, catalog};
+use upres_engine::run_untiled;
 use upres_engine::tiling::Planar;
-use upres_engine::{run_untiled, Image, UpscaleRequest};
 
 /// (int8 id, base id, scale, lowest PSNR (dB, peak 1) of the untiled float output against the
 /// base model's golden output, lowest PSNR (dB, 8-bit) of the engine's output against the base
@@ -124,20 +123,12 @@ fn int8_output_is_close_to_the_base_models_golden_output() {
 /// crop: the int8 id's output against its base id's.
 #[test]
 fn int8_id_through_the_engine_is_close_to_the_fp32_id() {
-    let photo: RgbImage = image::open(golden("slim-x4_expected.png"))
-        .unwrap()
-        .to_rgb8();
-    let image = Image::new(DynamicImage::ImageRgb8(photo));
-    let upscale = |model: &str, scale: u32| {
-        let request = UpscaleRequest {
-            model: model.into(),
-            scale,
-            preserve_alpha: true,
-        };
-        engine().upscale(&image, &request).unwrap().pixels.to_rgb8()
-    };
+    let crop = photo(0, 0, 160, 96);
     for (id, base, scale, _, engine_db) in INT8_MODELS {
-        let (int8, fp32) = (upscale(id, scale), upscale(base, scale));
+        let (int8, fp32) = (
+            upscale(engine(), id, scale, &crop),
+            upscale(engine(), base, scale, &crop),
+        );
         assert_eq!(int8.dimensions(), (160 * scale, 96 * scale), "{id}");
         assert_eq!(int8.dimensions(), fp32.dimensions());
         let db = psnr(

@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{engine, engine_with, golden};
-use image::{DynamicImage, RgbImage};
+use common::{engine, engine_with, golden, photo, upscale};
+use image::RgbImage;
 use upres_engine::catalog::{catalog, Look};
-use upres_engine::{Engine, Image, ModelInfo, UpscaleRequest};
+use upres_engine::{Engine, ModelInfo};
 
 /// Every super-resolution model the manifest lists (scripts/setup.sh installs them all).
 fn sr_models() -> Vec<&'static ModelInfo> {
@@ -26,24 +26,6 @@ fn scales(model: &ModelInfo) -> Vec<u32> {
         .into_iter()
         .filter(|&s| model.plan(s).is_ok())
         .collect()
-}
-
-fn upscale(engine: &Engine, model: &str, scale: u32, image: &RgbImage) -> RgbImage {
-    let request = UpscaleRequest {
-        model: model.into(),
-        scale,
-        preserve_alpha: true,
-    };
-    let image = Image::new(DynamicImage::ImageRgb8(image.clone()));
-    engine.upscale(&image, &request).unwrap().pixels.to_rgb8()
-}
-
-/// The top-left `w` x `h` of a photo crop at (`x`, `y`) (the 160x96 golden picture).
-fn photo(x: u32, y: u32, w: u32, h: u32) -> RgbImage {
-    image::open(golden("slim-x4_expected.png"))
-        .unwrap()
-        .crop_imm(x, y, w, h)
-        .to_rgb8()
 }
 
 /// One engine that runs every image as a single tile, one with small tiles.
@@ -265,7 +247,9 @@ fn measure_tile_context() {
 #[ignore = "a measurement: several minutes"]
 fn measure_border_pad() {
     let wanted = std::env::var("UPRES_CONTEXT_MODELS").ok();
-    let golden_png = Image::new(image::open(golden("input_astronaut_24x40.png")).unwrap());
+    let golden_rgb = image::open(golden("input_astronaut_24x40.png"))
+        .unwrap()
+        .to_rgb8();
     println!("| model | scale | pad | golden: mean levels | golden: max | golden: values > 1 level | flat: worst | crop border |");
     println!("|---|---|---|---|---|---|---|---|");
     for model in sr_models() {
@@ -287,16 +271,7 @@ fn measure_border_pad() {
                     a.tile = Some(1 << 20);
                     a.tile_context = Some(pad);
                 });
-                let request = UpscaleRequest {
-                    model: model.id.clone(),
-                    scale,
-                    preserve_alpha: true,
-                };
-                let got = whole
-                    .upscale(&golden_png, &request)
-                    .unwrap()
-                    .pixels
-                    .to_rgb8();
+                let got = upscale(&whole, &model.id, scale, &golden_rgb);
                 let diffs: Vec<f32> = got
                     .enumerate_pixels()
                     .flat_map(|(x, y, p)| {

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use upres_engine::{Engine, EngineArgs};
+use image::{DynamicImage, RgbImage};
+use upres_engine::{Engine, EngineArgs, Image, UpscaleRequest};
 
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
@@ -60,4 +61,23 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// `image` upscaled by `model` x`scale` through the whole engine (tiles, alpha, 8-bit output).
+pub fn upscale(engine: &Engine, model: &str, scale: u32, image: &RgbImage) -> RgbImage {
+    let request = UpscaleRequest {
+        model: model.into(),
+        scale,
+        preserve_alpha: true,
+    };
+    let image = Image::new(DynamicImage::ImageRgb8(image.clone()));
+    engine.upscale(&image, &request).unwrap().pixels.to_rgb8()
+}
+
+/// The top-left `w` x `h` of a photo crop at (`x`, `y`) (the 160x96 golden picture).
+pub fn photo(x: u32, y: u32, w: u32, h: u32) -> RgbImage {
+    image::open(golden("slim-x4_expected.png"))
+        .unwrap()
+        .crop_imm(x, y, w, h)
+        .to_rgb8()
 }
