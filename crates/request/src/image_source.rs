@@ -19,7 +19,7 @@ const BASE64_URL_SAFE: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// The `image` field, checked before a job is admitted.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ImageSource {
     /// From a `data:` URI or bare base64.
     Inline(Bytes),

@@ -8,6 +8,9 @@ mod submission;
 pub use image_source::{scheme_refusal, ImageSource};
 pub use submission::{JobSpec, Submission};
 
+/// The one model slug the API answers to (`/v1/{slug}`, `/v2/{slug}`).
+pub const MODEL_SLUG: &str = "bria-increase-resolution";
+
 /// Why a request body or its `image` field is refused (all are the client's fault: 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {

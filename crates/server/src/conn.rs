@@ -37,7 +37,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
-use crate::state::AppState;
+
+/// `--max-body-bytes` and `--body-timeout`: how much of a body is read, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub limit: usize,
+    pub timeout: Duration,
+}
 
 /// `--header-read-timeout` and `--keep-alive-timeout`.
 #[derive(Debug, Clone, Copy)]
@@ -268,7 +274,7 @@ impl Connection {
 /// limit, over it, too slow, or awaiting `100 Continue`, which draining would ask for) gets
 /// `Connection: close` on the answer instead, which tells the client not to reuse it.
 pub(crate) async fn keep_usable(
-    State(state): State<AppState>,
+    State(limits): State<BodyLimits>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -280,8 +286,8 @@ pub(crate) async fn keep_usable(
         // h2 resets an unread stream on its own; the connection goes on.
         return next.run(request).await;
     }
-    let deadline = Instant::now() + state.0.body_timeout;
-    let limit = state.0.body_limit;
+    let deadline = Instant::now() + limits.timeout;
+    let limit = limits.limit;
     let drainable = !expects_continue(request.headers())
         && content_length(request.headers()).is_none_or(|length| length <= limit as u64);
     let (parts, body) = request.into_parts();

@@ -1,4 +1,7 @@
-//! The server's one error type, and the one place it becomes an HTTP response.
+//! The server's error types, and the one place they become HTTP responses: [`ServerError`] for
+//! requests and start-up, [`JobError`] for what the queue, the workers and the job backends
+//! report (wrapped by `ServerError::Job` when a request meets it), [`Invalid`] for settings and
+//! admin input that do not parse.
 
 use std::time::Duration;
 
@@ -24,13 +27,10 @@ pub enum ServerError {
     /// A fault rule's error answer (load-testing mode).
     #[error("{message}")]
     Injected { status: u16, message: String },
-    /// A fault rule's FAILED job (load-testing mode).
-    #[error("{0}")]
-    InjectedFailure(String),
     #[error("Missing or invalid x-admin-key")]
     AdminKey,
-    #[error("{0}")]
-    Admin(String),
+    #[error(transparent)]
+    Admin(#[from] Invalid),
     #[error("{0}")]
     NotFound(String),
     #[error("Model '{0}' not found. This server serves bria-increase-resolution")]
@@ -51,6 +51,31 @@ pub enum ServerError {
     Body(String),
     #[error(transparent)]
     Request(#[from] RequestError),
+    #[error("request not finished within the sync deadline of {} s; use the v2 API for long jobs", .0.as_secs_f64())]
+    DeadlineExceeded(Duration),
+    #[error("not ready: {0}")]
+    NotReady(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Job(#[from] JobError),
+}
+
+/// How a job (or its admission to the queue) fails.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("queue is full ({depth} jobs waiting); retry in {retry_after} s")]
+    QueueFull { depth: usize, retry_after: u64 },
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The cluster's Redis (or blob store) cannot be reached; the replica recovers by itself.
+    #[error("the job store is unavailable: {0}")]
+    StoreUnavailable(String),
+    /// The image URL is refused, or a field does not fit the model.
+    #[error(transparent)]
+    Request(#[from] RequestError),
     #[error("Failed to download image from URL ({0})")]
     Fetch(String),
     #[error(transparent)]
@@ -59,28 +84,57 @@ pub enum ServerError {
         "{check} image blocked by visual_{check}_content_moderation (unsafe score {score:.2})"
     )]
     Blocked { check: &'static str, score: f32 },
-    #[error("queue is full ({depth} jobs waiting); retry in {retry_after} s")]
-    QueueFull { depth: usize, retry_after: u64 },
-    #[error("request not finished within the sync deadline of {} s; use the v2 API for long jobs", .0.as_secs_f64())]
-    DeadlineExceeded(Duration),
-    #[error("the server is shutting down")]
-    ShuttingDown,
-    #[error("not ready: {0}")]
-    NotReady(String),
-    /// The cluster's Redis (or blob store) cannot be reached; the replica recovers by itself.
-    #[error("the job store is unavailable: {0}")]
-    StoreUnavailable(String),
+    /// A fault rule's FAILED job (load-testing mode).
+    #[error("{0}")]
+    InjectedFailure(String),
     #[error("the job crashed: {0}")]
     Panic(String),
-    #[error("{0}")]
-    Config(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
+/// A setting, a file of settings or an admin API body that does not make sense: 400 from the
+/// admin API, a start-up error from flags.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<&str> for Invalid {
+    fn from(reason: &str) -> Self {
+        Invalid(reason.to_string())
+    }
+}
+
+impl JobError {
+    fn status(&self) -> StatusCode {
+        use EngineError as E;
+        match self {
+            JobError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+            JobError::ShuttingDown | JobError::StoreUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            JobError::Request(_) | JobError::Fetch(_) => StatusCode::BAD_REQUEST,
+            JobError::Engine(
+                E::UnknownModel(..)
+                | E::ModelNotInstalled(..)
+                | E::UnsupportedScale { .. }
+                | E::InputTooLarge { .. }
+                | E::TooManyInputPixels { .. }
+                | E::OutputTooLarge { .. }
+                | E::UnsupportedFormat(_)
+                | E::CorruptImage(_),
+            ) => StatusCode::BAD_REQUEST,
+            JobError::Blocked { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            JobError::Engine(_)
+            | JobError::InjectedFailure(_)
+            | JobError::Panic(_)
+            | JobError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
 impl ServerError {
     pub fn status(&self) -> StatusCode {
-        use EngineError as E;
         match self {
             ServerError::MissingKey | ServerError::InvalidKey | ServerError::AdminKey => {
                 StatusCode::UNAUTHORIZED
@@ -99,31 +153,13 @@ impl ServerError {
             ServerError::ContentType => StatusCode::NOT_ACCEPTABLE,
             ServerError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServerError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ServerError::Body(_)
-            | ServerError::Request(_)
-            | ServerError::Admin(_)
-            | ServerError::Fetch(_) => StatusCode::BAD_REQUEST,
-            ServerError::Engine(
-                E::UnknownModel(..)
-                | E::ModelNotInstalled(..)
-                | E::UnsupportedScale { .. }
-                | E::InputTooLarge { .. }
-                | E::TooManyInputPixels { .. }
-                | E::OutputTooLarge { .. }
-                | E::UnsupportedFormat(_)
-                | E::CorruptImage(_),
-            ) => StatusCode::BAD_REQUEST,
-            ServerError::Blocked { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ServerError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ServerError::Body(_) | ServerError::Request(_) | ServerError::Admin(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ServerError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
-            ServerError::ShuttingDown
-            | ServerError::NotReady(_)
-            | ServerError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ServerError::Engine(_)
-            | ServerError::InjectedFailure(_)
-            | ServerError::Panic(_)
-            | ServerError::Config(_)
-            | ServerError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ServerError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServerError::Config(_) | ServerError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ServerError::Job(job) => job.status(),
         }
     }
 }
@@ -140,12 +176,12 @@ impl IntoResponse for ServerError {
         )
             .into_response();
         let retry_after = match self {
-            ServerError::QueueFull { retry_after, .. }
+            ServerError::Job(JobError::QueueFull { retry_after, .. })
             | ServerError::RateLimited { retry_after } => Some(retry_after),
             // An injected 429 has no real limit behind it: a retry a second later is fair.
             ServerError::Injected { status: 429, .. } => Some(1),
             // Redis is back within seconds in most outages; the replica reconnects by itself.
-            ServerError::StoreUnavailable(_) => Some(2),
+            ServerError::Job(JobError::StoreUnavailable(_)) => Some(2),
             _ => None,
         };
         if let ServerError::InsufficientCredits { remaining } = self {
@@ -169,18 +205,22 @@ mod tests {
 
     #[test]
     fn client_side_engine_errors_are_400_and_the_rest_500() {
-        let client = ServerError::Engine(EngineError::UnsupportedFormat("GIF".into()));
+        let client = ServerError::from(JobError::from(EngineError::UnsupportedFormat(
+            "GIF".into(),
+        )));
         assert_eq!(client.status(), StatusCode::BAD_REQUEST);
-        let server = ServerError::Engine(EngineError::Inference("out of memory".into()));
+        let server = ServerError::from(JobError::from(EngineError::Inference(
+            "out of memory".into(),
+        )));
         assert_eq!(server.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]
     fn queue_full_carries_retry_after() {
-        let response = ServerError::QueueFull {
+        let response = ServerError::from(JobError::QueueFull {
             depth: 4,
             retry_after: 7,
-        }
+        })
         .into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");

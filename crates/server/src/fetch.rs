@@ -12,8 +12,19 @@ use reqwest::redirect::{Attempt, Policy};
 use reqwest::Url;
 use upres_request::{scheme_refusal, ImageSource, RequestError};
 
-use crate::args::ServeArgs;
-use crate::error::ServerError;
+use crate::error::{Invalid, JobError};
+
+/// How image URLs are downloaded.
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    /// Allow destinations on loopback, private, link-local, unspecified or multicast addresses.
+    pub allow_private: bool,
+    pub max_redirects: usize,
+    pub timeout: std::time::Duration,
+    pub connect_timeout: std::time::Duration,
+    /// Largest image accepted, in bytes.
+    pub max_bytes: usize,
+}
 
 /// Loads the `image` field of requests.
 pub struct Fetcher {
@@ -29,13 +40,13 @@ pub struct Fetcher {
 struct Refused(String);
 
 impl Fetcher {
-    pub fn new(args: &ServeArgs) -> Result<Self, ServerError> {
-        let allow_private = args.allow_private_urls;
-        let max_redirects = args.fetch_max_redirects;
+    pub fn new(config: &FetchConfig) -> Result<Self, Invalid> {
+        let allow_private = config.allow_private;
+        let max_redirects = config.max_redirects;
         let mut builder = reqwest::Client::builder()
             .no_proxy()
-            .timeout(args.fetch_timeout)
-            .connect_timeout(args.fetch_connect_timeout)
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
             .user_agent(concat!("upres/", env!("CARGO_PKG_VERSION")))
             .redirect(Policy::custom(move |attempt| {
                 redirect(attempt, max_redirects, allow_private)
@@ -45,17 +56,17 @@ impl Fetcher {
         }
         let client = builder
             .build()
-            .map_err(|e| ServerError::Config(format!("HTTP client: {e}")))?;
+            .map_err(|e| Invalid(format!("HTTP client: {e}")))?;
         Ok(Fetcher {
             client,
             allow_private,
-            max_bytes: args.engine.max_input_bytes,
-            timeout_secs: args.fetch_timeout.as_secs_f64(),
+            max_bytes: config.max_bytes,
+            timeout_secs: config.timeout.as_secs_f64(),
         })
     }
 
     /// The image bytes: decoded already, or downloaded now.
-    pub async fn load(&self, source: ImageSource) -> Result<Bytes, ServerError> {
+    pub async fn load(&self, source: ImageSource) -> Result<Bytes, JobError> {
         match source {
             ImageSource::Inline(bytes) => Ok(bytes),
             ImageSource::Url(url) => {
@@ -71,9 +82,9 @@ impl Fetcher {
         }
     }
 
-    async fn download(&self, url: Url) -> Result<Bytes, ServerError> {
+    async fn download(&self, url: Url) -> Result<Bytes, JobError> {
         let refuse = |reason: String| {
-            ServerError::Request(RequestError::RefusedUrl {
+            JobError::Request(RequestError::RefusedUrl {
                 url: url.to_string(),
                 reason,
             })
@@ -96,16 +107,16 @@ impl Fetcher {
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("?");
-            return Err(ServerError::Fetch(format!(
+            return Err(JobError::Fetch(format!(
                 "HTTP {}: redirect to {to} not followed",
                 status.as_u16()
             )));
         }
         if !status.is_success() {
-            return Err(ServerError::Fetch(format!("HTTP {}", status.as_u16())));
+            return Err(JobError::Fetch(format!("HTTP {}", status.as_u16())));
         }
         let too_big = || {
-            ServerError::Fetch(format!(
+            JobError::Fetch(format!(
                 "the image is larger than the limit of {} bytes",
                 self.max_bytes
             ))
@@ -130,12 +141,12 @@ impl Fetcher {
         Ok(body.freeze())
     }
 
-    fn request_error(&self, url: &Url, err: &reqwest::Error) -> ServerError {
+    fn request_error(&self, url: &Url, err: &reqwest::Error) -> JobError {
         let mut source: Option<&(dyn StdError + 'static)> = Some(err);
         let mut chain = Vec::new();
         while let Some(e) = source {
             if let Some(Refused(reason)) = e.downcast_ref::<Refused>() {
-                return ServerError::Request(RequestError::RefusedUrl {
+                return JobError::Request(RequestError::RefusedUrl {
                     url: url.to_string(),
                     reason: reason.clone(),
                 });
@@ -144,7 +155,7 @@ impl Fetcher {
             source = e.source();
         }
         if err.is_timeout() {
-            return ServerError::Fetch(format!("timed out after {} s", self.timeout_secs));
+            return JobError::Fetch(format!("timed out after {} s", self.timeout_secs));
         }
         // reqwest's own line repeats the URL; the causes say what went wrong.
         let causes = if chain.len() > 1 {
@@ -152,17 +163,17 @@ impl Fetcher {
         } else {
             chain.join(": ")
         };
-        ServerError::Fetch(causes)
+        JobError::Fetch(causes)
     }
 }
 
 /// A download failure's kind, for the metrics (from the messages made above).
-fn failure_reason(err: &ServerError) -> &'static str {
+fn failure_reason(err: &JobError) -> &'static str {
     match err {
-        ServerError::Request(RequestError::RefusedUrl { .. }) => "refused",
-        ServerError::Fetch(message) if message.starts_with("HTTP ") => "status",
-        ServerError::Fetch(message) if message.starts_with("timed out") => "timeout",
-        ServerError::Fetch(message) if message.contains("larger than the limit") => "too_large",
+        JobError::Request(RequestError::RefusedUrl { .. }) => "refused",
+        JobError::Fetch(message) if message.starts_with("HTTP ") => "status",
+        JobError::Fetch(message) if message.starts_with("timed out") => "timeout",
+        JobError::Fetch(message) if message.contains("larger than the limit") => "too_large",
         _ => "connection",
     }
 }

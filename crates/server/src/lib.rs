@@ -5,23 +5,22 @@
 //! `upres serve` calls [`serve`]. Tests build an [`AppState`] around any [`Upscaler`] and
 //! [`run`] it on a listener of their own.
 
-mod admin;
+mod admission;
 mod args;
-mod cluster;
+mod auth;
+mod config_file;
 mod conn;
 pub mod emulation;
 mod error;
 mod fetch;
-mod gate;
+mod http;
 mod jobs;
 mod metrics;
-mod openapi;
 mod playground;
 mod queue;
-mod routes;
 mod state;
-mod store;
 mod upscaler;
+mod worker;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -32,22 +31,21 @@ use tokio_util::sync::CancellationToken;
 use upres_engine::Engine;
 
 pub use args::ServeArgs;
-pub use error::ServerError;
-pub use openapi::document as openapi_document;
-pub use routes::{app, MODEL_SLUG};
+pub use error::{JobError, ServerError};
+pub use http::{app, openapi_document};
 pub use state::{AppState, Readiness};
-pub use upres_request::JobSpec;
+pub use upres_request::{JobSpec, MODEL_SLUG};
 pub use upscaler::{EngineKind, Finish, OfferedModel, Upscaler};
 
 /// `upres serve`: loads the engine, listens, and serves until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
-    let engine = Engine::new(&args.engine)?;
+    let engine = Engine::new(&args.engine).map_err(JobError::from)?;
     if let Err(err) = engine.model(&args.model) {
         return Err(ServerError::Config(format!(
             "default model: {err}. Pick one with --model / UPRES_MODEL"
         )));
     }
-    let upscaler = args.emulation.engine.upscaler(Arc::new(engine));
+    let upscaler = args.engine_kind.upscaler(Arc::new(engine));
     let state = AppState::new(&args, upscaler)?;
     let listener = TcpListener::bind((args.host, args.port))
         .await
@@ -65,34 +63,34 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr()?;
-    let shared = state.0.clone();
-    let _ = shared.local_url.set(format!("http://{addr}"));
-    if shared.accounts.is_empty() {
+    let service = state.service.clone();
+    let _ = service.local_url.set(format!("http://{addr}"));
+    if state.accounts.is_empty() {
         tracing::warn!(
             "no API key configured: the server is OPEN to anyone who can reach http://{addr}"
         );
     } else {
         tracing::info!(
-            keys = shared.accounts.len(),
+            keys = state.accounts.len(),
             "x-api-key required on /v1 and /v2"
         );
     }
     tracing::info!(
         "listening on http://{addr} (default model {}, {} workers, queue depth {})",
-        shared.default_model,
-        shared.queue.workers(),
-        shared.queue.depth(),
+        service.default_model,
+        state.workers.workers(),
+        state.queue.depth(),
     );
-    if let Some(engine) = shared.stand_in {
+    if let Some(engine) = service.stand_in {
         tracing::warn!(
             engine,
             "load-testing engine: outputs are resized, not upscaled by a model"
         );
     }
-    let warm = state.clone();
+    let warm = service.clone();
     tokio::task::spawn_blocking(move || {
-        let model = &warm.0.default_model;
-        match warm.0.upscaler.warm_up(model) {
+        let model = &warm.default_model;
+        match warm.upscaler.warm_up(model) {
             Ok(()) => {
                 tracing::info!(model, "model loaded: ready");
                 warm.set_readiness(Readiness::Ready);
@@ -107,7 +105,7 @@ pub async fn run(
     let stop = CancellationToken::new();
     let mut server = tokio::spawn(
         axum::serve(
-            conn::Acceptor::new(listener, shared.timeouts),
+            conn::Acceptor::new(listener, service.timeouts),
             app(state.clone()).into_make_service_with_connect_info::<conn::Activity>(),
         )
         .with_graceful_shutdown(stop.clone().cancelled_owned())
@@ -115,29 +113,29 @@ pub async fn run(
     );
     tokio::select! {
         ended = &mut server => {
-            shared.local_jobs.close();
+            state.jobs.close();
             return ended.map_err(|e| ServerError::Config(format!("server task: {e}")))?.map_err(ServerError::Io);
         }
         () = shutdown => {}
     }
     tracing::info!(
         "shutting down: no new connections, queued jobs dropped, running jobs get up to {} s",
-        shared.shutdown_timeout.as_secs_f64()
+        service.shutdown_timeout.as_secs_f64()
     );
     stop.cancel();
-    let deadline = Instant::now() + shared.shutdown_timeout;
+    let deadline = Instant::now() + service.shutdown_timeout;
     let (jobs_done, server_done) = tokio::join!(
-        shared.queue.close(deadline),
+        state.workers.close(deadline),
         tokio::time::timeout_at(deadline, server)
     );
     if !jobs_done {
         tracing::warn!("running jobs did not finish within the shutdown timeout");
     }
-    shared.jobs.release_running().await;
+    state.jobs.release_running().await;
     if server_done.is_err() {
         tracing::warn!("open connections did not close within the shutdown timeout");
     }
-    shared.local_jobs.close();
+    state.jobs.close();
     Ok(())
 }
 

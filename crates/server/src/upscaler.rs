@@ -8,23 +8,23 @@ use serde::Serialize;
 use upres_engine::{Engine, Image, OutputFormat, Resample, UpscaleRequest};
 use upres_request::{JobSpec, RequestError};
 
-use crate::error::ServerError;
+use crate::error::JobError;
 
 pub trait Upscaler: Send + Sync + 'static {
     /// Checks, before a job is admitted, that it can run (model installed, scale supported).
-    fn validate(&self, _spec: &JobSpec) -> Result<(), ServerError> {
+    fn validate(&self, _spec: &JobSpec) -> Result<(), JobError> {
         Ok(())
     }
 
     /// Loads what the first request would otherwise wait for. Blocking.
-    fn warm_up(&self, _model: &str) -> Result<(), ServerError> {
+    fn warm_up(&self, _model: &str) -> Result<(), JobError> {
         Ok(())
     }
 
     /// A job's model stage: turns the input file into the output, short of encoding it, which
     /// it hands back as the [`Finish`]. Blocking: runs on a blocking thread holding an engine
     /// worker; the finish runs after the worker is released, beside the next job's model.
-    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Finish, ServerError>;
+    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Finish, JobError>;
 
     /// A name to show on every response and on /health when the pixels do not come from a
     /// model, so that a fast engine's output never passes for a model's.
@@ -39,16 +39,16 @@ pub trait Upscaler: Send + Sync + 'static {
 }
 
 /// What is left of a job after its model stage: encoding the output PNG.
-pub struct Finish(Box<dyn FnOnce() -> Result<Vec<u8>, ServerError> + Send>);
+pub struct Finish(Box<dyn FnOnce() -> Result<Vec<u8>, JobError> + Send>);
 
 impl Finish {
     /// A finish that runs `encode`. Blocking.
-    pub fn later(encode: impl FnOnce() -> Result<Vec<u8>, ServerError> + Send + 'static) -> Self {
+    pub fn later(encode: impl FnOnce() -> Result<Vec<u8>, JobError> + Send + 'static) -> Self {
         Finish(Box::new(encode))
     }
 
     /// The output PNG.
-    pub(crate) fn run(self) -> Result<Vec<u8>, ServerError> {
+    pub(crate) fn run(self) -> Result<Vec<u8>, JobError> {
         (self.0)()
     }
 }
@@ -75,26 +75,26 @@ pub struct OfferedModel {
 
 impl<F> Upscaler for F
 where
-    F: Fn(&[u8], &JobSpec) -> Result<Vec<u8>, ServerError> + Send + Sync + 'static,
+    F: Fn(&[u8], &JobSpec) -> Result<Vec<u8>, JobError> + Send + Sync + 'static,
 {
-    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Finish, ServerError> {
+    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Finish, JobError> {
         Ok(self(input, spec)?.into())
     }
 }
 
 impl Upscaler for Engine {
-    fn validate(&self, spec: &JobSpec) -> Result<(), ServerError> {
+    fn validate(&self, spec: &JobSpec) -> Result<(), JobError> {
         self.model(&spec.model)
             .and_then(|model| model.plan(spec.scale))
             .map_err(|err| RequestError::invalid("model", err.to_string()))?;
         Ok(())
     }
 
-    fn warm_up(&self, model: &str) -> Result<(), ServerError> {
+    fn warm_up(&self, model: &str) -> Result<(), JobError> {
         Ok(self.preload(model, false)?)
     }
 
-    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Finish, ServerError> {
+    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Finish, JobError> {
         run_job(self, input, spec, |image, request| {
             self.upscale(image, request)
         })
@@ -155,11 +155,11 @@ struct FastEngine {
 }
 
 impl Upscaler for FastEngine {
-    fn validate(&self, spec: &JobSpec) -> Result<(), ServerError> {
+    fn validate(&self, spec: &JobSpec) -> Result<(), JobError> {
         self.engine.validate(spec)
     }
 
-    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Finish, ServerError> {
+    fn run(&self, input: &[u8], spec: &JobSpec) -> Result<Finish, JobError> {
         run_job(&self.engine, input, spec, |image, request| {
             self.engine.resize(image, request, self.resample)
         })
@@ -181,7 +181,7 @@ fn run_job(
     input: &[u8],
     spec: &JobSpec,
     upscale: impl FnOnce(&Image, &UpscaleRequest) -> upres_engine::Result<Image>,
-) -> Result<Finish, ServerError> {
+) -> Result<Finish, JobError> {
     let request = UpscaleRequest {
         model: spec.model.clone(),
         scale: spec.scale,
@@ -214,10 +214,10 @@ fn run_job(
     }))
 }
 
-fn moderate(engine: &Engine, image: &Image, check: &'static str) -> Result<(), ServerError> {
+fn moderate(engine: &Engine, image: &Image, check: &'static str) -> Result<(), JobError> {
     let score = engine.unsafe_score(image)?;
     if engine.is_blocked(score) {
-        return Err(ServerError::Blocked { check, score });
+        return Err(JobError::Blocked { check, score });
     }
     Ok(())
 }

@@ -484,7 +484,7 @@ async fn shutdown_lets_the_running_job_finish_then_stops() {
 async fn health_is_503_until_the_model_is_loaded() {
     struct SlowToLoad(Gate);
     impl upres_server::Upscaler for SlowToLoad {
-        fn warm_up(&self, _model: &str) -> Result<(), upres_server::ServerError> {
+        fn warm_up(&self, _model: &str) -> Result<(), upres_server::JobError> {
             self.0.wait();
             Ok(())
         }
@@ -492,7 +492,7 @@ async fn health_is_503_until_the_model_is_loaded() {
             &self,
             input: &[u8],
             _: &upres_server::JobSpec,
-        ) -> Result<upres_server::Finish, upres_server::ServerError> {
+        ) -> Result<upres_server::Finish, upres_server::JobError> {
             Ok(input.to_vec().into())
         }
     }

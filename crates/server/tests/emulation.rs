@@ -663,7 +663,7 @@ async fn real_work_counts_towards_the_target_time() {
     let slow: std::sync::Arc<dyn upres_server::Upscaler> = std::sync::Arc::new(
         move |input: &[u8],
               _: &upres_server::JobSpec|
-              -> Result<Vec<u8>, upres_server::ServerError> {
+              -> Result<Vec<u8>, upres_server::JobError> {
             handle.block_on(tokio::time::advance(Duration::from_secs(4)));
             Ok(input.to_vec())
         },

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
-use upres_server::{Finish, JobSpec, ServerError, Upscaler};
+use upres_server::{Finish, JobSpec, JobError, Upscaler};
 
 /// Counts model stages; a job whose input is `b"slow"` waits at the gate in its finish.
 struct SlowFinish {
@@ -19,7 +19,7 @@ struct SlowFinish {
 }
 
 impl Upscaler for SlowFinish {
-    fn run(&self, input: &[u8], _: &JobSpec) -> Result<Finish, ServerError> {
+    fn run(&self, input: &[u8], _: &JobSpec) -> Result<Finish, JobError> {
         self.models.fetch_add(1, Ordering::SeqCst);
         let (gate, input) = (self.gate.clone(), input.to_vec());
         Ok(Finish::later(move || {

@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Route;
+use crate::error::Invalid;
 
 /// What a fired rule does.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +30,8 @@ pub enum Outcome {
 }
 
 /// What a fired `fail` or `crash` rule does to the v2 job it admitted.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum JobFault {
     Fail(String),
     Crash,
@@ -69,10 +71,10 @@ struct RuleFields {
 }
 
 impl TryFrom<RuleFields> for Rule {
-    type Error = String;
+    type Error = Invalid;
 
-    fn try_from(f: RuleFields) -> Result<Self, String> {
-        let submit_only = || -> Result<(), String> {
+    fn try_from(f: RuleFields) -> Result<Self, Invalid> {
+        let submit_only = || -> Result<(), Invalid> {
             match f.route {
                 Route::Submit | Route::Any => Ok(()),
                 _ => Err("fail and crash apply to v2 submits: use route submit (or any)".into()),
@@ -106,10 +108,10 @@ impl TryFrom<RuleFields> for Rule {
             ),
         };
         if !(0.0..=1.0).contains(&f.probability) {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "probability {} is not between 0 and 1",
                 f.probability
-            ));
+            )));
         }
         Ok(Rule {
             name: f.name,
@@ -149,8 +151,8 @@ impl From<Rule> for RuleFields {
 
 impl Rule {
     /// Parses `ROUTE[@KEY]:PROBABILITY:OUTCOME` (see the module documentation).
-    pub fn parse_flag(spec: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("fault rule '{spec}': {why}");
+    pub fn parse_flag(spec: &str) -> Result<Self, Invalid> {
+        let bad = |why: &str| Invalid(format!("fault rule '{spec}': {why}"));
         let mut parts = spec.splitn(3, ':');
         let (Some(target), Some(probability), Some(outcome)) =
             (parts.next(), parts.next(), parts.next())
@@ -191,7 +193,7 @@ impl Rule {
                 bad("the outcome is a status, fail=MESSAGE, crash or delay=SECONDS")
             })?);
         }
-        Rule::try_from(fields).map_err(|e| bad(&e))
+        Rule::try_from(fields).map_err(|e| bad(&e.0))
     }
 
     /// Whether the rule applies to this request.
@@ -205,11 +207,13 @@ impl Rule {
 }
 
 /// A 4xx or 5xx status.
-fn error_status(status: u16) -> Result<u16, String> {
+fn error_status(status: u16) -> Result<u16, Invalid> {
     if (400..=599).contains(&status) {
         Ok(status)
     } else {
-        Err(format!("status {status} is not an error status (400-599)"))
+        Err(Invalid(format!(
+            "status {status} is not an error status (400-599)"
+        )))
     }
 }
 

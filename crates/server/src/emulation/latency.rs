@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::chance::Draws;
+use crate::error::Invalid;
 
 /// Streams of the latency draws (fault rules use the hashes of their names).
 const FIRST: u64 = u64::MAX;
@@ -44,13 +45,15 @@ fn one() -> f64 {
 
 impl Latency {
     /// Checks every number is finite and in range.
-    pub fn validate(self) -> Result<Self, String> {
+    pub fn validate(self) -> Result<Self, Invalid> {
         let numbers = match &self {
             Latency::Off => vec![],
             Latency::Fixed { seconds, scale } => vec![*seconds, *scale],
             Latency::Uniform { min, max, scale } => {
                 if min > max {
-                    return Err(format!("uniform latency: min {min} is above max {max}"));
+                    return Err(Invalid(format!(
+                        "uniform latency: min {min} is above max {max}"
+                    )));
                 }
                 vec![*min, *max, *scale]
             }

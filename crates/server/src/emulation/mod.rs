@@ -2,25 +2,25 @@
 //! rate limits, credits, permissions and injected faults — reproducibly from a seed, and counts
 //! what it did. Everything is off unless a flag turns it on.
 
-pub mod accounts;
-pub mod args;
 mod chance;
 pub mod faults;
 pub mod latency;
-pub mod limiter;
+mod plan;
 pub mod stats;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
-pub use accounts::{Account, Accounts, Balance, Hold, UNLIMITED_CREDITS};
-pub use args::{EmulationArgs, RateLimitHeaders};
+use crate::auth::Account;
+use crate::error::Invalid;
+
 use chance::Draws;
 pub use faults::{JobFault, Outcome, Rule};
+pub use plan::JobPlan;
 pub use latency::Latency;
 pub use stats::{Event, Kind, Stats};
 
@@ -89,6 +89,25 @@ impl<'de> Deserialize<'de> for Route {
     }
 }
 
+/// A request the gate let through: who calls, on which route, and what the emulation decided
+/// for its job. Handlers find it in the request's extensions.
+#[derive(Clone)]
+pub struct Pass {
+    pub caller: Arc<Account>,
+    pub route: Route,
+    pub plan: JobPlan,
+}
+
+/// The rate-limit headers style of calls from rate-limited keys (`--rate-limit-headers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum RateLimitHeaders {
+    Segmind,
+    Ietf,
+    XRatelimit,
+    None,
+}
+
 /// A fault rule that fired.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fired {
@@ -146,7 +165,7 @@ impl Emulation {
         cost: Cost,
         rate_limit_headers: RateLimitHeaders,
         fault_headers: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Invalid> {
         let emulation = Emulation {
             seed: AtomicU64::new(seed),
             rules: RwLock::default(),
@@ -182,20 +201,20 @@ impl Emulation {
             .clone()
     }
 
-    pub fn set_latency(&self, latency: Latency) -> Result<(), String> {
+    pub fn set_latency(&self, latency: Latency) -> Result<(), Invalid> {
         *self.latency.write().unwrap_or_else(|p| p.into_inner()) = latency.validate()?;
         Ok(())
     }
 
     /// Replaces every rule (unnamed ones get `rule-N`); names must be unique.
-    pub fn replace_rules(&self, rules: Vec<Rule>) -> Result<(), String> {
+    pub fn replace_rules(&self, rules: Vec<Rule>) -> Result<(), Invalid> {
         let rules = self.named(Vec::new(), rules)?;
         *self.rules.write().unwrap_or_else(|p| p.into_inner()) = rules;
         Ok(())
     }
 
     /// Adds rules after the existing ones.
-    pub fn append_rules(&self, rules: Vec<Rule>) -> Result<(), String> {
+    pub fn append_rules(&self, rules: Vec<Rule>) -> Result<(), Invalid> {
         let mut current = self.rules.write().unwrap_or_else(|p| p.into_inner());
         *current = self.named(current.clone(), rules)?;
         Ok(())
@@ -209,13 +228,16 @@ impl Emulation {
         rules.len() < before
     }
 
-    fn named(&self, mut into: Vec<Rule>, added: Vec<Rule>) -> Result<Vec<Rule>, String> {
+    fn named(&self, mut into: Vec<Rule>, added: Vec<Rule>) -> Result<Vec<Rule>, Invalid> {
         for mut rule in added {
             if rule.name.is_empty() {
                 rule.name = format!("rule-{}", self.next_rule.fetch_add(1, Ordering::SeqCst));
             }
             if into.iter().any(|r| r.name == rule.name) {
-                return Err(format!("two fault rules are named '{}'", rule.name));
+                return Err(Invalid(format!(
+                    "two fault rules are named '{}'",
+                    rule.name
+                )));
             }
             into.push(rule);
         }
@@ -272,19 +294,6 @@ impl Emulation {
         };
         Decision { fault, latency }
     }
-}
-
-/// Parses a configuration file: TOML for `.toml`, JSON for `.json`, else whichever parses.
-pub fn parse_config<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let parsed = match path.extension().and_then(|e| e.to_str()) {
-        Some("toml") => toml::from_str(&text).map_err(|e| e.to_string()),
-        Some("json") => serde_json::from_str(&text).map_err(|e| e.to_string()),
-        _ => serde_json::from_str(&text).or_else(|json| {
-            toml::from_str(&text).map_err(|toml| format!("neither JSON ({json}) nor TOML ({toml})"))
-        }),
-    };
-    parsed.map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use upres_engine::Engine;
-use upres_server::{AppState, JobSpec, ServeArgs, ServerError, Upscaler};
+use upres_server::{AppState, JobSpec, ServeArgs, JobError, ServerError, Upscaler};
 
 pub const SLUG: &str = upres_server::MODEL_SLUG;
 
@@ -233,7 +233,7 @@ impl Gate {
 /// `b"wait"` and panics when it is `b"panic"`.
 pub fn scripted(gate: Gate, runs: Arc<AtomicUsize>) -> Arc<dyn Upscaler> {
     Arc::new(
-        move |input: &[u8], _spec: &JobSpec| -> Result<Vec<u8>, ServerError> {
+        move |input: &[u8], _spec: &JobSpec| -> Result<Vec<u8>, JobError> {
             runs.fetch_add(1, Ordering::SeqCst);
             match input {
                 b"wait" => gate.wait(),

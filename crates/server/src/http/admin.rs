@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use crate::emulation::{Latency, Rule};
-use crate::error::ServerError;
+use crate::error::{Invalid, ServerError};
 use crate::state::AppState;
 
 pub fn routes(state: AppState) -> Router<AppState> {
@@ -50,7 +50,7 @@ async fn require_admin_key(
     request: Request,
     next: Next,
 ) -> Response {
-    let expected = state.0.admin_key.as_deref().unwrap_or_default().as_bytes();
+    let expected = state.service.admin_key.as_deref().unwrap_or_default().as_bytes();
     let presented = request
         .headers()
         .get("x-admin-key")
@@ -71,7 +71,7 @@ impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<AppState> for Bo
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ServerError> {
         let bytes = axum::body::Bytes::from_request(request, state)
             .await
-            .map_err(|e| ServerError::Admin(e.body_text()))?;
+            .map_err(|e| Invalid(e.body_text()))?;
         let value = if bytes.is_empty() {
             b"null".as_slice()
         } else {
@@ -79,34 +79,33 @@ impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<AppState> for Bo
         };
         serde_json::from_slice(value)
             .map(Body)
-            .map_err(|e| ServerError::Admin(format!("invalid body: {e}")))
+            .map_err(|e| Invalid(format!("invalid body: {e}")).into())
     }
 }
 
 #[utoipa::path(get, path = "/admin/emulation", tag = "admin",
-    responses((status = 200, description = "Seed, engine, latency, capacity, cost, rules, keys", body = Object), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+    responses((status = 200, description = "Seed, engine, latency, capacity, cost, rules, keys", body = Object), super::schema::AdminErrors), security(("admin_key" = [])))]
 pub(crate) async fn overview(State(state): State<AppState>) -> Json<Value> {
-    let shared = &state.0;
-    let emulation = &shared.emulation;
+    let emulation = &state.emulation;
     Json(json!({
         "seed": emulation.seed(),
-        "engine": shared.stand_in.unwrap_or("model"),
+        "engine": state.service.stand_in.unwrap_or("model"),
         "latency": emulation.latency(),
-        "capacity": shared.queue.capacity(),
-        "workers": shared.queue.workers(),
-        "queue_depth": shared.queue.depth(),
+        "capacity": state.workers.capacity(),
+        "workers": state.workers.workers(),
+        "queue_depth": state.queue.depth(),
         "cost": emulation.cost,
         "rate_limit_headers": emulation.rate_limit_headers,
         "fault_headers": emulation.fault_headers,
         "rules": emulation.rules(),
-        "keys": shared.accounts.iter().map(|a| a.summary()).collect::<Vec<_>>(),
+        "keys": state.accounts.iter().map(|a| a.summary()).collect::<Vec<_>>(),
     }))
 }
 
 #[utoipa::path(get, path = "/admin/faults", tag = "admin",
-    responses((status = 200, body = Vec<crate::openapi::FaultRule>), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+    responses((status = 200, body = Vec<super::schema::FaultRule>), super::schema::AdminErrors), security(("admin_key" = [])))]
 pub(crate) async fn rules(State(state): State<AppState>) -> Json<Vec<Rule>> {
-    Json(state.0.emulation.rules())
+    Json(state.emulation.rules())
 }
 
 /// One rule, a list, or `{"rules": [...]}`.
@@ -128,50 +127,48 @@ impl<'de> Deserialize<'de> for Rules {
 }
 
 #[utoipa::path(put, path = "/admin/faults", tag = "admin",
-    request_body(content = Vec<crate::openapi::FaultRule>, description = "A rule, a list, or {\"rules\": [...]}"),
-    responses((status = 200, description = "The rules now", body = Vec<crate::openapi::FaultRule>), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+    request_body(content = Vec<super::schema::FaultRule>, description = "A rule, a list, or {\"rules\": [...]}"),
+    responses((status = 200, description = "The rules now", body = Vec<super::schema::FaultRule>), super::schema::AdminErrors), security(("admin_key" = [])))]
 pub(crate) async fn replace_rules(
     State(state): State<AppState>,
     Body(new): Body<Rules>,
 ) -> Result<Json<Vec<Rule>>, ServerError> {
     state
-        .0
         .emulation
         .replace_rules(new.0)
-        .map_err(ServerError::Admin)?;
+        ?;
     Ok(rules(State(state)).await)
 }
 
 #[utoipa::path(post, path = "/admin/faults", tag = "admin",
-    request_body(content = Vec<crate::openapi::FaultRule>, description = "A rule, a list, or {\"rules\": [...]}"),
-    responses((status = 200, description = "The rules now", body = Vec<crate::openapi::FaultRule>), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+    request_body(content = Vec<super::schema::FaultRule>, description = "A rule, a list, or {\"rules\": [...]}"),
+    responses((status = 200, description = "The rules now", body = Vec<super::schema::FaultRule>), super::schema::AdminErrors), security(("admin_key" = [])))]
 pub(crate) async fn append_rules(
     State(state): State<AppState>,
     Body(new): Body<Rules>,
 ) -> Result<Json<Vec<Rule>>, ServerError> {
     state
-        .0
         .emulation
         .append_rules(new.0)
-        .map_err(ServerError::Admin)?;
+        ?;
     Ok(rules(State(state)).await)
 }
 
 #[utoipa::path(delete, path = "/admin/faults", tag = "admin",
-    responses((status = 200, description = "No rules", body = Vec<crate::openapi::FaultRule>), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+    responses((status = 200, description = "No rules", body = Vec<super::schema::FaultRule>), super::schema::AdminErrors), security(("admin_key" = [])))]
 pub(crate) async fn clear_rules(State(state): State<AppState>) -> Json<Vec<Rule>> {
-    let _ = state.0.emulation.replace_rules(Vec::new());
+    let _ = state.emulation.replace_rules(Vec::new());
     rules(State(state)).await
 }
 
 #[utoipa::path(delete, path = "/admin/faults/{name}", tag = "admin",
     params(("name" = String, Path, description = "The rule's name")),
-    responses((status = 204, description = "Removed"), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+    responses((status = 204, description = "Removed"), super::schema::AdminErrors), security(("admin_key" = [])))]
 pub(crate) async fn delete_rule(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ServerError> {
-    if state.0.emulation.delete_rule(&name) {
+    if state.emulation.delete_rule(&name) {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ServerError::NotFound(format!(
@@ -181,24 +178,23 @@ pub(crate) async fn delete_rule(
 }
 
 #[utoipa::path(get, path = "/admin/latency", tag = "admin",
-    responses((status = 200, body = crate::emulation::Latency), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+    responses((status = 200, body = crate::emulation::Latency), super::schema::AdminErrors), security(("admin_key" = [])))]
 pub(crate) async fn latency(State(state): State<AppState>) -> Json<Latency> {
-    Json(state.0.emulation.latency())
+    Json(state.emulation.latency())
 }
 
 #[utoipa::path(put, path = "/admin/latency", tag = "admin",
     request_body = crate::emulation::Latency,
-    responses((status = 200, body = crate::emulation::Latency), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+    responses((status = 200, body = crate::emulation::Latency), super::schema::AdminErrors), security(("admin_key" = [])))]
 pub(crate) async fn set_latency(
     State(state): State<AppState>,
     Body(latency): Body<Latency>,
 ) -> Result<Json<Latency>, ServerError> {
     state
-        .0
         .emulation
         .set_latency(latency)
-        .map_err(ServerError::Admin)?;
-    Ok(Json(state.0.emulation.latency()))
+        ?;
+    Ok(Json(state.emulation.latency()))
 }
 
 #[derive(Deserialize)]
@@ -211,40 +207,37 @@ pub(crate) enum Adjustment {
 #[utoipa::path(post, path = "/admin/keys/{name}/credits", tag = "admin",
     params(("name" = String, Path, description = "The key's name")),
     request_body(content = Object, description = "{\"add\": n} or {\"set\": n}"),
-    responses((status = 200, description = "The balance now", body = crate::emulation::Balance), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+    responses((status = 200, description = "The balance now", body = crate::auth::Balance), super::schema::AdminErrors), security(("admin_key" = [])))]
 pub(crate) async fn adjust_credits(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Body(adjustment): Body<Adjustment>,
 ) -> Result<Json<Value>, ServerError> {
     let account = state
-        .0
         .accounts
         .by_name(&name)
         .ok_or_else(|| ServerError::NotFound(format!("no key named '{name}'")))?;
     let wallet = account.wallet.as_ref().ok_or_else(|| {
-        ServerError::Admin(format!(
+        ServerError::from(Invalid(format!(
             "key '{name}' has no credits configured (keys file)"
-        ))
+        )))
     })?;
     let amount = match adjustment {
         Adjustment::Add(amount) => amount,
         Adjustment::Set(target) => target - wallet.balance().total(),
     };
     if !amount.is_finite() {
-        return Err(ServerError::Admin(
-            "the amount must be a finite number".into(),
-        ));
+        return Err(Invalid::from("the amount must be a finite number").into());
     }
     Ok(Json(json!(wallet.adjust(amount))))
 }
 
 #[utoipa::path(get, path = "/admin/stats", tag = "admin",
-    responses((status = 200, description = "The seed and every counter", body = Object), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+    responses((status = 200, description = "The seed and every counter", body = Object), super::schema::AdminErrors), security(("admin_key" = [])))]
 pub(crate) async fn stats(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
-        "seed": state.0.emulation.seed(),
-        "counts": state.0.emulation.stats.snapshot(),
+        "seed": state.emulation.seed(),
+        "counts": state.emulation.stats.snapshot(),
     }))
 }
 
@@ -256,14 +249,13 @@ pub(crate) struct Reset {
 
 #[utoipa::path(post, path = "/admin/reset", tag = "admin",
     request_body(content = Option<Object>, description = "Optional {\"seed\": n}"),
-    responses((status = 200, description = "The emulation overview after the reset", body = Object), crate::openapi::AdminErrors), security(("admin_key" = [])))]
+    responses((status = 200, description = "The emulation overview after the reset", body = Object), super::schema::AdminErrors), security(("admin_key" = [])))]
 pub(crate) async fn reset(
     State(state): State<AppState>,
     Body(reset): Body<Option<Reset>>,
 ) -> Json<Value> {
-    let shared = &state.0;
-    shared.emulation.reset(reset.unwrap_or_default().seed);
-    for account in shared.accounts.iter() {
+    state.emulation.reset(reset.unwrap_or_default().seed);
+    for account in state.accounts.iter() {
         if let Some(wallet) = &account.wallet {
             wallet.reset();
         }

@@ -14,15 +14,15 @@
 //! models = ["bria-increase-resolution"]   # optional: slugs the key may call (default: all)
 //! ```
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
+use super::credits::{Balance, Wallet, UNLIMITED_CREDITS};
 use super::limiter::{Limiter, Rate};
-
-/// What keys without a balance show as theirs.
-pub const UNLIMITED_CREDITS: f64 = 1_000_000.0;
+use crate::config_file::parse_config;
+use crate::error::Invalid;
 
 /// A key's account. The key itself is only used to find it.
 #[derive(Debug)]
@@ -85,7 +85,7 @@ pub struct Accounts(Vec<Arc<Account>>);
 
 impl Accounts {
     /// Plain keys (named `key-1`, `key-2`, ... in order) and the accounts of a keys file.
-    pub fn load(plain: &[String], file: Option<&std::path::Path>) -> Result<Self, String> {
+    pub fn load(plain: &[String], file: Option<&std::path::Path>) -> Result<Self, Invalid> {
         let mut accounts: Vec<Account> = plain
             .iter()
             .enumerate()
@@ -99,7 +99,7 @@ impl Accounts {
             .collect();
         if let Some(path) = file {
             let parsed: KeysFile =
-                super::parse_config(path).map_err(|e| format!("keys file {e}"))?;
+                parse_config(path).map_err(|e| Invalid(format!("keys file {}", e.0)))?;
             for entry in parsed.keys {
                 accounts.push(entry.into_account()?);
             }
@@ -109,14 +109,14 @@ impl Accounts {
                 .iter()
                 .find(|a| a.name == account.name || a.key == account.key)
             {
-                return Err(if other.name == account.name {
+                return Err(Invalid(if other.name == account.name {
                     format!("two keys are named '{}'", account.name)
                 } else {
                     format!(
                         "keys '{}' and '{}' are the same key",
                         other.name, account.name
                     )
-                });
+                }));
             }
         }
         Ok(Accounts(accounts.into_iter().map(Arc::new).collect()))
@@ -185,8 +185,8 @@ struct KeyEntry {
 }
 
 impl KeyEntry {
-    fn into_account(self) -> Result<Account, String> {
-        let bad = |what: &str| format!("key '{}': {what}", self.name);
+    fn into_account(self) -> Result<Account, Invalid> {
+        let bad = |what: &str| Invalid(format!("key '{}': {what}", self.name));
         if self.key.trim().is_empty() || self.name.trim().is_empty() {
             return Err(bad("key and name must not be empty"));
         }
@@ -232,137 +232,11 @@ impl KeyEntry {
     }
 }
 
-/// A credit balance: paid and free credits (free ones are spent first).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Balance {
-    pub credits: f64,
-    #[serde(rename = "free-credits")]
-    pub free_credits: f64,
-}
-
-impl Balance {
-    pub fn total(self) -> f64 {
-        self.credits + self.free_credits
-    }
-}
-
-#[derive(Debug)]
-struct Ledger {
-    balance: Balance,
-    /// Held by admitted, unfinished calls.
-    reserved: f64,
-}
-
-/// A balance with reservations: a call reserves its cost at admission, and is charged once
-/// when it completes or released when it fails. The balance never goes below zero.
-#[derive(Debug)]
-pub struct Wallet {
-    initial: Balance,
-    ledger: Mutex<Ledger>,
-}
-
-impl Wallet {
-    fn new(initial: Balance) -> Self {
-        Wallet {
-            initial,
-            ledger: Mutex::new(Ledger {
-                balance: initial,
-                reserved: 0.0,
-            }),
-        }
-    }
-
-    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn balance(&self) -> Balance {
-        self.ledger().balance
-    }
-
-    /// Credits not already held by running calls.
-    fn available(ledger: &Ledger) -> f64 {
-        ledger.balance.total() - ledger.reserved
-    }
-
-    /// Adds `amount` (negative takes away, down to what running calls hold).
-    pub fn adjust(&self, amount: f64) -> Balance {
-        let mut ledger = self.ledger();
-        let amount = amount.max(-Self::available(&ledger));
-        let from_free = (-amount).clamp(0.0, ledger.balance.free_credits);
-        ledger.balance.free_credits -= from_free;
-        ledger.balance.credits += amount + from_free;
-        ledger.balance
-    }
-
-    /// Back to the configured balance (admin reset; running calls still hold their share).
-    pub fn reset(&self) {
-        self.ledger().balance = self.initial;
-    }
-}
-
-/// Credits held for one call. Dropping it releases them; [`Hold::charge`] spends them.
-#[derive(Debug)]
-pub struct Hold {
-    account: Arc<Account>,
-    amount: f64,
-}
-
-impl Hold {
-    /// Reserves `amount` from the account's wallet, or returns the balance when it is short.
-    /// An account without a wallet holds nothing.
-    pub fn reserve(account: &Arc<Account>, amount: f64) -> Result<Option<Hold>, Balance> {
-        let Some(wallet) = &account.wallet else {
-            return Ok(None);
-        };
-        let mut ledger = wallet.ledger();
-        if Wallet::available(&ledger) + 1e-9 < amount {
-            return Err(ledger.balance);
-        }
-        ledger.reserved += amount;
-        Ok(Some(Hold {
-            account: account.clone(),
-            amount,
-        }))
-    }
-
-    pub fn amount(&self) -> f64 {
-        self.amount
-    }
-
-    /// Spends the held credits; returns the balance after.
-    pub fn charge(self) -> Balance {
-        let wallet = self.wallet();
-        let mut ledger = wallet.ledger();
-        ledger.reserved -= self.amount;
-        let from_free = self.amount.min(ledger.balance.free_credits);
-        ledger.balance.free_credits -= from_free;
-        ledger.balance.credits = (ledger.balance.credits - (self.amount - from_free)).max(0.0);
-        let balance = ledger.balance;
-        drop(ledger);
-        std::mem::forget(self);
-        balance
-    }
-
-    fn wallet(&self) -> &Wallet {
-        self.account
-            .wallet
-            .as_ref()
-            .expect("a hold exists only for an account with a wallet")
-    }
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        self.wallet().ledger().reserved -= self.amount;
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn account(toml_entry: &str) -> Result<Arc<Account>, String> {
+    pub fn account(toml_entry: &str) -> Result<Arc<Account>, Invalid> {
         let file: KeysFile = toml::from_str(&format!("[[keys]]\n{toml_entry}")).unwrap();
         file.keys
             .into_iter()
@@ -419,7 +293,7 @@ mod tests {
         let toml = dir.path().join("keys.toml");
         std::fs::write(&toml, "[[keys]]\nkey = 'plain'\nname = 'dup'\n").unwrap();
         let err = Accounts::load(&["plain".into()], Some(&toml)).unwrap_err();
-        assert!(err.contains("same key"), "{err}");
+        assert!(err.0.contains("same key"), "{err}");
         std::fs::write(
             &toml,
             "[[keys]]\nkey = 'x'\nname = 'a'\nrpm = 1\nextra = 1\n",
@@ -431,32 +305,4 @@ mod tests {
         );
     }
 
-    #[test]
-    fn holds_reserve_charge_and_release() {
-        let account = account("key = 'k'\nname = 'w'\ncredits = 2.0\nfree_credits = 1.0").unwrap();
-        let wallet = account.wallet.as_ref().unwrap();
-        let first = Hold::reserve(&account, 1.5).unwrap().unwrap();
-        let second = Hold::reserve(&account, 1.5).unwrap().unwrap();
-        assert!(Hold::reserve(&account, 0.5).is_err(), "3 available, 3 held");
-        drop(second); // released
-        let after = first.charge();
-        assert_eq!(
-            after,
-            Balance {
-                credits: 1.5,
-                free_credits: 0.0
-            },
-            "free credits go first"
-        );
-        assert_eq!(
-            wallet.adjust(-10.0),
-            Balance {
-                credits: 0.0,
-                free_credits: 0.0
-            }
-        );
-        assert!(Hold::reserve(&account, 0.1).is_err());
-        wallet.reset();
-        assert_eq!(wallet.balance().total(), 3.0);
-    }
 }

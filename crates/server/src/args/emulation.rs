@@ -3,17 +3,12 @@
 
 use std::path::PathBuf;
 
-use super::{Cost, Latency, Rule};
-use crate::upscaler::EngineKind;
+use crate::config_file::parse_config;
+use crate::emulation::{Cost, Latency, RateLimitHeaders, Rule};
+use crate::error::Invalid;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EmulationArgs {
-    /// What jobs run on: `model` (the super-resolution models), or for load tests a plain
-    /// resize that keeps the whole image contract at a fraction of the cost: `fast-lanczos`,
-    /// `fast-nearest`. A fast engine is named on every response (`x-upres-engine`) and on
-    /// /health.
-    #[arg(long = "engine", env = "UPRES_ENGINE", value_enum, default_value_t = EngineKind::Model)]
-    pub engine: EngineKind,
     /// Emulated processing time of each v1 call and v2 job: off, fixed (--latency-median
     /// seconds), uniform (--latency-min to --latency-max) or lognormal (--latency-median,
     /// --latency-sigma, capped at --latency-max). Real work counts towards it.
@@ -40,7 +35,7 @@ pub struct EmulationArgs {
     #[arg(long, env = "UPRES_CAPACITY", value_parser = clap::value_parser!(u32).range(1..))]
     pub capacity: Option<u32>,
     /// Keys with plans (TOML or JSON): per key a name, a plan (free = 5 rpm, pro = 50 rpm) or
-    /// rpm and burst, credits, and the model slugs it may call. See README, "Load testing".
+    /// rpm and burst, credits, and the model slugs it may call. See docs/src/load-testing/overview.md.
     #[arg(long, env = "UPRES_KEYS_FILE")]
     pub keys_file: Option<PathBuf>,
     /// Credits a call costs (keys with a balance only).
@@ -84,15 +79,6 @@ pub enum LatencyKind {
     Lognormal,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum RateLimitHeaders {
-    Segmind,
-    Ietf,
-    XRatelimit,
-    None,
-}
-
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {
@@ -100,7 +86,7 @@ struct RulesFile {
 }
 
 impl EmulationArgs {
-    pub fn latency(&self) -> Result<Latency, String> {
+    pub fn latency(&self) -> Result<Latency, Invalid> {
         let scale = self.latency_scale;
         match self.latency {
             LatencyKind::Off => Latency::Off,
@@ -124,7 +110,7 @@ impl EmulationArgs {
     }
 
     /// Rules from --fault, then from --faults-file.
-    pub fn rules(&self) -> Result<Vec<Rule>, String> {
+    pub fn rules(&self) -> Result<Vec<Rule>, Invalid> {
         let mut rules = self
             .faults
             .iter()
@@ -132,12 +118,12 @@ impl EmulationArgs {
             .map(|spec| Rule::parse_flag(spec.trim()))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(path) = &self.faults_file {
-            rules.extend(super::parse_config::<RulesFile>(path)?.rules);
+            rules.extend(parse_config::<RulesFile>(path)?.rules);
         }
         Ok(rules)
     }
 
-    pub fn cost(&self) -> Result<Cost, String> {
+    pub fn cost(&self) -> Result<Cost, Invalid> {
         let cost = Cost {
             per_call: self.cost_per_call,
             per_second: self.cost_per_second,

@@ -2,8 +2,8 @@
 -- clock. Keys: KEYS[1] the job's hash, KEYS[2] the job stream (one consumer group). A job hash
 -- holds: state (QUEUED, PROCESSING, COMPLETED, FAILED), submitted/started/finished (ms),
 -- attempt (runs started), owner (the replica running it), spec, input (blob key) or url (to
--- fetch), output (blob key), error, fault, latency_ms, failure_rule, failure_msg, failure_crash,
--- cost, remaining.
+-- fetch), output (blob key), error, fault, plan (the load-testing mode's latency and fault for
+-- the job, JSON), cost, remaining.
 -- This file is split at the "--@ name" lines; each part is prefixed with the helpers below.
 
 local function now()
@@ -24,8 +24,7 @@ local function owns(job, consumer, attempt)
 end
 
 --@ submit
--- ARGV: ttl_ms, depth, group, id, spec, input (blob key, or ''), url (or ''), latency_ms,
--- failure_rule, failure_msg, failure_crash.
+-- ARGV: ttl_ms, depth, group, id, spec, input (blob key, or ''), url (or ''), plan.
 -- Records a QUEUED job and puts it into the stream in one step, so a replica that dies after
 -- answering a submit cannot leave a job behind that nobody runs. Refused (0) when the jobs
 -- waiting cluster-wide (in the stream, not delivered) reach the depth.
@@ -38,8 +37,7 @@ if waiting >= tonumber(ARGV[2]) then
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', 'QUEUED', 'submitted', now(), 'attempt', 0,
-  'spec', ARGV[5], 'input', ARGV[6], 'url', ARGV[7], 'latency_ms', ARGV[8],
-  'failure_rule', ARGV[9], 'failure_msg', ARGV[10], 'failure_crash', ARGV[11])
+  'spec', ARGV[5], 'input', ARGV[6], 'url', ARGV[7], 'plan', ARGV[8])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('XADD', KEYS[2], '*', 'id', ARGV[4])
 return 1
@@ -49,7 +47,7 @@ return 1
 -- Takes one job: first one whose lease ran out (its replica died or released it), else a new
 -- one; starts it as attempt n. Returns nil (nothing to do), {'skip'} (an expired or finished
 -- job, dropped), {'failed', id} (out of attempts) or {'run', id, entry, attempt, spec, input,
--- url, latency_ms, failure_rule, failure_msg, failure_crash}.
+-- url, plan}.
 local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local entry
 local reclaimed = redis.call('XAUTOCLAIM', stream, group, consumer, ARGV[3], '0-0', 'COUNT', 1)
@@ -80,9 +78,8 @@ if attempt > tonumber(ARGV[5]) then
   return {'failed', id}
 end
 redis.call('HSET', job, 'state', 'PROCESSING', 'owner', consumer, 'started', now())
-local h = redis.call('HMGET', job, 'spec', 'input', 'url', 'latency_ms', 'failure_rule',
-  'failure_msg', 'failure_crash')
-return {'run', id, entry_id, tostring(attempt), h[1], h[2], h[3], h[4], h[5], h[6], h[7]}
+local h = redis.call('HMGET', job, 'spec', 'input', 'url', 'plan')
+return {'run', id, entry_id, tostring(attempt), h[1], h[2], h[3], h[4]}
 
 --@ heartbeat
 -- ARGV: group, entry, consumer, attempt. Renews the lease (the entry's idle time) while the
@@ -94,16 +91,13 @@ redis.call('XCLAIM', KEYS[2], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
 return 1
 
 --@ complete
--- ARGV: group, entry, consumer, attempt, output key, cost, remaining ('' for none).
+-- ARGV: group, entry, consumer, attempt, output key.
 -- Records the output once; a stale run (not the job's owner any more) gets 0 and deletes its
 -- blob.
 if not owns(KEYS[1], ARGV[3], ARGV[4]) then
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', 'COMPLETED', 'output', ARGV[5], 'finished', now())
-if ARGV[6] ~= '' then
-  redis.call('HSET', KEYS[1], 'cost', ARGV[6], 'remaining', ARGV[7])
-end
 done(KEYS[2], ARGV[1], ARGV[2])
 return 1
 
@@ -125,4 +119,13 @@ end
 redis.call('HSET', KEYS[1], 'state', 'QUEUED', 'owner', '')
 redis.call('HINCRBY', KEYS[1], 'attempt', -1)
 redis.call('XCLAIM', KEYS[2], ARGV[1], ARGV[3], 0, ARGV[2], 'IDLE', 86400000, 'JUSTID')
+return 1
+
+--@ charged
+-- KEYS: the job's hash only. ARGV: cost, remaining. The replica that admitted a job and holds
+-- its credits records what it charged, once the job is COMPLETED (by whichever replica).
+if redis.call('HGET', KEYS[1], 'state') ~= 'COMPLETED' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'cost', ARGV[1], 'remaining', ARGV[2])
 return 1

@@ -4,10 +4,18 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod cluster;
+mod emulation;
+mod parse;
+
 use upres_engine::EngineArgs;
 
-use crate::cluster::ClusterArgs;
-use crate::emulation::EmulationArgs;
+pub use self::cluster::ClusterArgs;
+pub use self::emulation::EmulationArgs;
+use self::parse::seconds;
+use crate::fetch::FetchConfig;
+use crate::upscaler::EngineKind;
+use crate::worker::WorkerConfig;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -87,6 +95,12 @@ pub struct ServeArgs {
     /// Seconds to let running jobs and open requests finish after Ctrl-C / SIGTERM.
     #[arg(long, env = "UPRES_SHUTDOWN_TIMEOUT", default_value = "30", value_parser = seconds)]
     pub shutdown_timeout: Duration,
+    /// What jobs run on: `model` (the super-resolution models), or for load tests a plain
+    /// resize that keeps the whole image contract at a fraction of the cost: `fast-lanczos`,
+    /// `fast-nearest`. A fast engine is named on every response (`x-upres-engine`) and on
+    /// /health.
+    #[arg(long = "engine", env = "UPRES_ENGINE", value_enum, default_value_t = EngineKind::Model)]
+    pub engine_kind: EngineKind,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
@@ -95,16 +109,26 @@ pub struct ServeArgs {
     pub cluster: ClusterArgs,
 }
 
-/// Parses a number of seconds (fractions allowed) into a duration.
-pub(crate) fn seconds(text: &str) -> Result<Duration, String> {
-    let value: f64 = text
-        .parse()
-        .map_err(|_| format!("'{text}' is not a number of seconds"))?;
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| format!("'{text}' is not a valid number of seconds"))
-}
-
 impl ServeArgs {
+    /// How image URLs are downloaded.
+    pub fn fetch(&self) -> FetchConfig {
+        FetchConfig {
+            allow_private: self.allow_private_urls,
+            max_redirects: self.fetch_max_redirects,
+            timeout: self.fetch_timeout,
+            connect_timeout: self.fetch_connect_timeout,
+            max_bytes: self.engine.max_input_bytes,
+        }
+    }
+
+    /// How many jobs run at once.
+    pub fn workers(&self) -> WorkerConfig {
+        WorkerConfig {
+            workers: self.workers,
+            capacity: self.emulation.capacity(self.workers),
+        }
+    }
+
     /// The body limit: the engine's input limit as base64 (4/3) plus room for the other fields.
     pub fn body_limit(&self) -> usize {
         self.max_body_bytes

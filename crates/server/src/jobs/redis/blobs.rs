@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::error::ServerError;
+use crate::error::Invalid;
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -15,8 +15,8 @@ pub struct BlobStore {
 
 impl BlobStore {
     /// Opens `file:///path` (creating the folder).
-    pub fn open(url: &str) -> Result<Self, ServerError> {
-        let config = |reason: &str| ServerError::Config(format!("--blob-store {url}: {reason}"));
+    pub fn open(url: &str) -> Result<Self, Invalid> {
+        let config = |reason: &str| Invalid(format!("--blob-store {url}: {reason}"));
         let path = url
             .strip_prefix("file://")
             .ok_or_else(|| config("only file:///absolute/path is supported"))?;

@@ -1,5 +1,6 @@
-//! The in-memory store of v2 jobs: state, timings, outputs (in memory up to a byte budget, then
-//! spooled to disk), and expiry a fixed time after submission by a background purge task.
+//! The in-memory backend: job records, timings, outputs (in memory up to a byte budget, then
+//! spooled to disk), and expiry a fixed time after submission by a background purge task. A
+//! submitted job goes straight back to this process's queue.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -7,107 +8,28 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use dashmap::DashMap;
-use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::emulation::Hold;
+use super::{Job, JobBackend, JobState, JobView, Lease, Metrics, NewJob, Output};
+use crate::auth::{Charge, Settle};
+use crate::error::JobError;
 
-/// Where a finished output is kept.
-#[derive(Debug, Clone)]
-pub enum Output {
-    Memory(Bytes),
-    Spooled(PathBuf),
-    /// In the cluster's blob store, under this key.
-    Blob(String),
-}
-
-#[derive(Debug, Clone)]
-pub enum JobState {
-    Queued,
-    Processing,
-    Completed(Output),
-    Failed(String),
-}
-
-impl JobState {
-    pub fn name(&self) -> &'static str {
-        match self {
-            JobState::Queued => "QUEUED",
-            JobState::Processing => "PROCESSING",
-            JobState::Completed(_) => "COMPLETED",
-            JobState::Failed(_) => "FAILED",
-        }
-    }
-}
-
-/// Queue, inference and total time in seconds, as reported in `metrics`; for keys with a
-/// balance (load-testing mode) also the cost charged and the balance after it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Metrics {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cost: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remaining_credits: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub queue_time: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub inference_time: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub total_time: Option<f64>,
-}
-
-impl Metrics {
-    /// Times from submission, start (if the job started) and end (if it ended).
-    pub fn between(
-        submitted: Instant,
-        started: Option<Instant>,
-        finished: Option<Instant>,
-    ) -> Self {
-        let after = |t: Instant| (t - submitted).as_secs_f64();
-        Self::from_offsets(started.map(after), finished.map(after))
-    }
-
-    /// Times from the seconds after submission at which the job started and ended.
-    pub fn from_offsets(started: Option<f64>, finished: Option<f64>) -> Self {
-        let round = |seconds: f64| Some((seconds * 1000.0).round() / 1000.0);
-        Metrics {
-            cost: None,
-            remaining_credits: None,
-            queue_time: started.or(finished).and_then(round),
-            inference_time: match (started, finished) {
-                (Some(s), Some(f)) => round(f - s),
-                _ => None,
-            },
-            total_time: finished.and_then(round),
-        }
-    }
-}
-
-/// A job as seen by a request.
-#[derive(Debug, Clone)]
-pub struct JobView {
-    pub state: JobState,
-    pub metrics: Metrics,
-    /// The fault rule that made the job fail (load-testing mode).
-    pub fault: Option<String>,
-}
-
-struct Job {
+struct Record {
     state: JobState,
     fault: Option<String>,
-    /// (cost, balance after) once charged.
-    charge: Option<(f64, f64)>,
+    charge: Option<Charge>,
     submitted: Instant,
     started: Option<Instant>,
     finished: Option<Instant>,
 }
 
-pub struct JobStore {
-    jobs: DashMap<Uuid, Job>,
+pub struct MemoryJobs {
+    jobs: DashMap<Uuid, Record>,
     /// Submission order is expiry order: every job lives `ttl`.
     expiries: Mutex<VecDeque<(Instant, Uuid)>>,
     wake_purger: Notify,
@@ -120,7 +42,7 @@ pub struct JobStore {
     _own_spool: Option<tempfile::TempDir>,
 }
 
-impl JobStore {
+impl MemoryJobs {
     /// A store keeping jobs `ttl`, outputs in memory up to `memory_budget` bytes, and the rest in
     /// `spool_dir` (a new temporary folder when `None`). Starts the purge task.
     pub fn start(
@@ -138,7 +60,7 @@ impl JobStore {
                 (dir.path().to_path_buf(), Some(dir))
             }
         };
-        let store = Arc::new(JobStore {
+        let store = Arc::new(MemoryJobs {
             jobs: DashMap::new(),
             expiries: Mutex::default(),
             wake_purger: Notify::new(),
@@ -154,11 +76,10 @@ impl JobStore {
     }
 
     /// Adds a QUEUED job.
-    pub fn insert(&self, id: Uuid) {
-        let now = Instant::now();
+    fn insert(&self, id: Uuid, now: Instant) {
         self.jobs.insert(
             id,
-            Job {
+            Record {
                 state: JobState::Queued,
                 fault: None,
                 charge: None,
@@ -175,21 +96,18 @@ impl JobStore {
     }
 
     /// The job, unless unknown or expired.
-    pub fn view(&self, id: &Uuid) -> Option<JobView> {
+    fn find(&self, id: &Uuid) -> Option<JobView> {
         let job = self.jobs.get(id)?;
         (Instant::now() < job.submitted + self.ttl).then(|| JobView {
             state: job.state.clone(),
-            metrics: Metrics {
-                cost: job.charge.map(|(cost, _)| cost),
-                remaining_credits: job.charge.map(|(_, remaining)| remaining),
-                ..Metrics::between(job.submitted, job.started, job.finished)
-            },
+            metrics: Metrics::between(job.submitted, job.started, job.finished)
+                .charged(job.charge),
             fault: job.fault.clone(),
         })
     }
 
     /// Marks a queued job PROCESSING; false when it is gone (expired), so it should not run.
-    pub fn begin(&self, id: &Uuid, at: Instant) -> bool {
+    fn begin(&self, id: &Uuid, at: Instant) -> bool {
         match self.jobs.get_mut(id) {
             Some(mut job) => {
                 job.state = JobState::Processing;
@@ -200,16 +118,8 @@ impl JobStore {
         }
     }
 
-    pub fn fail(&self, id: &Uuid, error: String) {
-        self.end_failed(id, error, None);
-    }
-
-    /// Fails the job on behalf of a fault rule, which its answers then name.
-    pub fn fail_injected(&self, id: &Uuid, error: String, rule: String) {
-        self.end_failed(id, error, Some(rule));
-    }
-
-    fn end_failed(&self, id: &Uuid, error: String, fault: Option<String>) {
+    /// Fails the job; with the fault rule behind it, which its answers then name.
+    fn fail(&self, id: &Uuid, error: String, fault: Option<String>) {
         if let Some(mut job) = self.jobs.get_mut(id) {
             job.state = JobState::Failed(error);
             job.fault = fault;
@@ -219,11 +129,11 @@ impl JobStore {
 
     /// Stores the output (in memory while within the budget, else in a spool file), and then
     /// charges the job's credits, if it holds any. A job that expired meanwhile is not charged.
-    pub async fn complete(
+    async fn complete(
         &self,
         id: &Uuid,
         png: Vec<u8>,
-        hold: Option<Hold>,
+        credits: Option<Box<dyn Settle>>,
     ) -> std::io::Result<()> {
         let size = png.len();
         let within_budget = self
@@ -237,13 +147,13 @@ impl JobStore {
         } else {
             let path = self.spool_dir.join(format!("{id}.png"));
             tokio::fs::write(&path, png).await?;
-            Output::Spooled(path)
+            Output::File(path)
         };
         match self.jobs.get_mut(id) {
             Some(mut job) => {
                 job.state = JobState::Completed(output);
                 job.finished = Some(Instant::now());
-                job.charge = hold.map(|hold| (hold.amount(), hold.charge().total()));
+                job.charge = credits.map(|credits| credits.charge());
             }
             // Expired while running: nobody can ask for it.
             None => self.release(output),
@@ -251,33 +161,16 @@ impl JobStore {
         Ok(())
     }
 
-    /// Jobs on record.
-    pub fn len(&self) -> usize {
-        self.jobs.len()
-    }
-
-    /// Bytes of outputs held in memory.
-    pub fn memory_used(&self) -> usize {
-        self.memory_used.load(Ordering::SeqCst)
-    }
-
-    /// Stops the purge task (at shutdown).
-    pub fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        self.wake_purger.notify_one();
-    }
-
     fn release(&self, output: Output) {
         match output {
             Output::Memory(bytes) => {
                 self.memory_used.fetch_sub(bytes.len(), Ordering::SeqCst);
             }
-            Output::Spooled(path) => {
+            Output::File(path) => {
                 if let Err(err) = std::fs::remove_file(&path) {
                     tracing::warn!(path = %path.display(), %err, "could not delete a spooled output");
                 }
             }
-            Output::Blob(_) => {}
         }
     }
 
@@ -292,7 +185,7 @@ impl JobStore {
             expiries.pop_front();
             if let Some((
                 _,
-                Job {
+                Record {
                     state: JobState::Completed(output),
                     ..
                 },
@@ -305,18 +198,98 @@ impl JobStore {
     }
 }
 
-impl Drop for JobStore {
+impl Drop for MemoryJobs {
     fn drop(&mut self) {
         // Records die with the process: so do their spooled outputs.
         for entry in self.jobs.iter() {
-            if let JobState::Completed(Output::Spooled(path)) = &entry.state {
+            if let JobState::Completed(Output::File(path)) = &entry.state {
                 let _ = std::fs::remove_file(path);
             }
         }
     }
 }
 
-async fn purge_task(store: Arc<JobStore>) {
+#[async_trait]
+impl JobBackend for Arc<MemoryJobs> {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn submit(&self, job: NewJob) -> Result<Option<Job>, JobError> {
+        let submitted = Instant::now();
+        self.insert(job.id, submitted);
+        Ok(Some(Job {
+            span: tracing::info_span!("job", job_id = %job.id),
+            submitted,
+            spec: job.spec,
+            source: job.source,
+            plan: job.plan,
+            lease: Box::new(MemoryLease {
+                jobs: self.clone(),
+                id: job.id,
+                credits: job.credits,
+            }),
+        }))
+    }
+
+    async fn view(&self, id: &Uuid) -> Result<Option<JobView>, JobError> {
+        Ok(self.find(id))
+    }
+
+    fn memory_used(&self) -> usize {
+        self.memory_used.load(Ordering::SeqCst)
+    }
+
+    fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake_purger.notify_one();
+    }
+}
+
+/// A job of this process's memory, run here.
+struct MemoryLease {
+    jobs: Arc<MemoryJobs>,
+    id: Uuid,
+    credits: Option<Box<dyn Settle>>,
+}
+
+#[async_trait]
+impl Lease for MemoryLease {
+    async fn begin(&mut self, at: Instant) -> bool {
+        // Its record is gone only when its TTL ran out while it waited.
+        let on_record = self.jobs.begin(&self.id, at);
+        if !on_record {
+            crate::metrics::job_expired();
+            tracing::info!("job expired before it started");
+        }
+        on_record
+    }
+
+    async fn complete(self: Box<Self>, png: Vec<u8>) {
+        let stored = self.jobs.complete(&self.id, png, self.credits).await;
+        crate::metrics::job_finished("v2", stored.is_ok());
+        if let Err(err) = stored {
+            let error = format!("could not store the output: {err}");
+            self.jobs.fail(&self.id, error, None);
+        }
+    }
+
+    async fn fail(self: Box<Self>, error: JobError, rule: Option<String>) {
+        crate::metrics::job_finished("v2", false);
+        tracing::info!(error = %error, "job failed");
+        self.jobs.fail(&self.id, error.to_string(), rule);
+    }
+
+    async fn refuse(self: Box<Self>, error: JobError) {
+        self.jobs.fail(&self.id, error.to_string(), None);
+    }
+}
+
+async fn purge_task(store: Arc<MemoryJobs>) {
     while !store.closed.load(Ordering::SeqCst) {
         match store.purge_expired() {
             Some(when) => {
@@ -337,10 +310,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn jobs_expire_and_their_outputs_go_with_them() {
         let spool = tempfile::tempdir().unwrap();
-        let store = JobStore::start(Duration::from_secs(60), 10, Some(spool.path())).unwrap();
+        let store = MemoryJobs::start(Duration::from_secs(60), 10, Some(spool.path())).unwrap();
         let (small, big) = (Uuid::new_v4(), Uuid::new_v4());
-        store.insert(small);
-        store.insert(big);
+        store.insert(small, Instant::now());
+        store.insert(big, Instant::now());
         assert!(store.begin(&small, Instant::now()));
         store.complete(&small, vec![1; 8], None).await.unwrap();
         store.complete(&big, vec![2; 8], None).await.unwrap();
@@ -348,17 +321,17 @@ mod tests {
         let spooled = spool.path().join(format!("{big}.png"));
         assert_eq!(std::fs::read(&spooled).unwrap(), vec![2; 8]);
         assert!(matches!(
-            store.view(&big).unwrap().state,
-            JobState::Completed(Output::Spooled(_))
+            store.find(&big).unwrap().state,
+            JobState::Completed(Output::File(_))
         ));
 
         tokio::time::advance(Duration::from_secs(59)).await;
-        assert!(store.view(&small).is_some());
+        assert!(store.find(&small).is_some());
         tokio::time::advance(Duration::from_secs(2)).await;
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
-        assert!(store.view(&small).is_none() && store.view(&big).is_none());
+        assert!(store.find(&small).is_none() && store.find(&big).is_none());
         assert_eq!(store.memory_used(), 0);
         assert!(!spooled.exists());
         assert!(store.jobs.is_empty());
