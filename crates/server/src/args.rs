@@ -4,10 +4,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use upres_engine::EngineArgs;
-
 use crate::cluster::ClusterArgs;
 use crate::emulation::EmulationArgs;
+use crate::engine_args::EngineArgs;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {

@@ -10,6 +10,7 @@ mod args;
 mod cluster;
 mod conn;
 pub mod emulation;
+mod engine_args;
 mod error;
 mod fetch;
 mod gate;
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use upres_engine::Engine;
 
 pub use args::ServeArgs;
+pub use engine_args::{EngineArgs, ModelsDir};
 pub use error::ServerError;
 pub use openapi::document as openapi_document;
 pub use routes::{app, MODEL_SLUG};
@@ -41,7 +43,7 @@ pub use upscaler::{EngineKind, Finish, OfferedModel, Upscaler};
 
 /// `upres serve`: loads the engine, listens, and serves until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
-    let engine = Engine::new(&args.engine)?;
+    let engine = Engine::new(&args.engine.config())?;
     if let Err(err) = engine.model(&args.model) {
         return Err(ServerError::Config(format!(
             "default model: {err}. Pick one with --model / UPRES_MODEL"
