@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks (speed; quality against the reference table; the server under concurrency), the
-# large-image memory check, and the tile-size, tile-context and border-pad sweeps behind
+# large-image peak-memory check, and the tile-size, tile-context and border-pad sweeps behind
 # models/manifest.json.
 # Run from anywhere in the checkout after scripts/setup.sh. Prints ratios measured in this run
 # (the machines are noisy).
@@ -16,6 +16,7 @@ cargo bench -p upres-benches --bench quality
 cargo bench -p upres-benches --bench load
 cargo bench -p upres-benches --bench server_throughput
 for model in $(ls .cache/models | sed -n 's/^\(.*\)-x[24]\.onnx$/\1/p' | sort -u); do
-    UPRES_MEMORY_MODEL=$model cargo test --release -p upres-engine --test memory -- --ignored --nocapture
+    UPRES_MEMORY_MODEL=$model cargo bench -p upres-benches --bench memory
 done
-cargo test --release -p upres-engine --test tiling -- --ignored --nocapture
+cargo bench -p upres-engine --bench tile_context
+cargo bench -p upres-engine --bench border_pad

@@ -300,7 +300,7 @@ def quality(model_id, scale, variants, photos=None):
     return mean
 
 
-# The flat colours of crates/engine/tests/tiling.rs (near white, a saturated blue, a dark brown).
+# The flat colours of crates/engine/tests/common/mod.rs (near white, a saturated blue, a dark brown).
 FLAT_COLOURS = [(250, 250, 250), (12, 140, 230), (128, 64, 32)]
 
 

@@ -8,16 +8,16 @@
 
 use std::time::Instant;
 
-use upres_benches::env_list;
-use upres_engine::{Engine, EngineArgs};
+use upres_benches::{engine_config, env_list};
+use upres_engine::Engine;
 
 fn main() {
     let named: Option<Vec<String>> = env_list("UPRES_BENCH_MODELS");
     let rounds: usize = env_list("UPRES_BENCH_ROUNDS")
         .and_then(|r| r.first().copied())
         .unwrap_or(5);
-    let args = EngineArgs::default();
-    let models: Vec<String> = Engine::new(&args)
+    let config = engine_config();
+    let models: Vec<String> = Engine::new(&config)
         .expect("run scripts/setup.sh first")
         .models()
         .map(|m| m.id.clone())
@@ -26,7 +26,7 @@ fn main() {
     let mut seconds = vec![Vec::with_capacity(rounds); models.len()];
     for _ in 0..rounds {
         for (model, times) in models.iter().zip(&mut seconds) {
-            let engine = Engine::new(&args).unwrap();
+            let engine = Engine::new(&config).unwrap();
             let t = Instant::now();
             engine.preload(model, false).unwrap();
             times.push(t.elapsed().as_secs_f64());

@@ -12,10 +12,11 @@
 
 use std::time::Instant;
 
-use upres_benches::{env_list, env_or, median, photo_crop};
+use upres_benches::{engine_config, env_list, env_or, median, photo_crop};
 use upres_engine::alpha::split;
-use upres_engine::tiling::{grid, Rect, Sides};
-use upres_engine::{run_sr_with, Engine, EngineArgs, Layout, UpscaleRequest};
+use upres_engine::planar::{Rect, Sides};
+use upres_engine::tiling::grid;
+use upres_engine::{run_sr_with, Engine, Layout, UpscaleRequest};
 
 /// Seconds of one bare run on planar `data` of `size`.
 fn bare(engine: &Engine, model: &str, scale: u32, data: &[f32], size: (usize, usize)) -> f64 {
@@ -29,7 +30,7 @@ fn main() {
     let named: Option<Vec<String>> = env_list("UPRES_BENCH_MODELS");
     let size: u32 = env_or("UPRES_BENCH_SIZE", 512);
     let rounds: usize = env_or("UPRES_BENCH_ROUNDS", 5);
-    let engine = Engine::new(&EngineArgs::default()).expect("run scripts/setup.sh first");
+    let engine = Engine::new(&engine_config()).expect("run scripts/setup.sh first");
     let models: Vec<_> = engine
         .models()
         .filter(|m| named.as_ref().is_none_or(|n| n.contains(&m.id)))

@@ -15,14 +15,14 @@
 use std::time::Instant;
 
 use image::ImageFormat;
-use upres_benches::{env_list, photo_crop};
+use upres_benches::{engine_config, env_list, photo_crop};
 use upres_engine::catalog::DEFAULT_MODEL;
-use upres_engine::{Engine, EngineArgs, OutputFormat, UpscaleRequest};
+use upres_engine::{Engine, OutputFormat, UpscaleRequest};
 
 fn main() {
     let sizes: Vec<u32> = env_list("UPRES_BENCH_SIZES").unwrap_or(vec![256, 512]);
     let wanted: Option<Vec<String>> = env_list("UPRES_BENCH_MODELS");
-    let engine = Engine::new(&EngineArgs::default()).expect("run scripts/setup.sh first");
+    let engine = Engine::new(&engine_config()).expect("run scripts/setup.sh first");
     let inputs: Vec<(u32, Vec<u8>)> = sizes
         .iter()
         .map(|&size| {

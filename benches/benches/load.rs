@@ -23,7 +23,8 @@ use upres_server::EngineKind;
 /// the runtime (dropping it stops the server).
 fn start_server(flags: &[&str], engine: EngineKind) -> (String, tokio::runtime::Runtime) {
     let args = serve_args(flags);
-    let base = upres_engine::Engine::new(&args.engine).expect("run scripts/setup.sh first");
+    let base =
+        upres_engine::Engine::new(&args.engine.config()).expect("run scripts/setup.sh first");
     upres_benches::start_server(&args, engine.upscaler(Arc::new(base)), 2)
 }
 

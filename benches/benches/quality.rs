@@ -21,9 +21,9 @@ use std::time::Instant;
 
 use fast_image_resize::FilterType;
 use image::{DynamicImage, RgbImage};
-use upres_benches::env_list;
 use upres_benches::quality::{luma, psnr, resize, shave, ssim};
-use upres_engine::{Engine, EngineArgs, Image, UpscaleRequest};
+use upres_benches::{engine_config, env_list};
+use upres_engine::{Engine, Image, UpscaleRequest};
 
 const PHOTOS: [&str; 5] = [
     "astronaut.png",
@@ -74,8 +74,8 @@ impl Case {
 fn main() {
     let scales: Vec<u32> = env_list("UPRES_BENCH_SCALES").unwrap_or(vec![4, 2]);
     let wanted: Option<Vec<String>> = env_list("UPRES_BENCH_MODELS");
-    let engine = Engine::new(&EngineArgs::default()).expect("run scripts/setup.sh first");
-    let folder = upres_engine::config::resolve(Path::new(".cache/testdata"));
+    let engine = Engine::new(&engine_config()).expect("run scripts/setup.sh first");
+    let folder = upres_engine::paths::resolve(Path::new(".cache/testdata"));
     let cases: Vec<Vec<Case>> = scales
         .iter()
         .map(|&scale| {

@@ -190,7 +190,7 @@ fn main() {
         "--sync-deadline",
         "3600",
     ]);
-    let engine = Arc::new(Engine::new(&args.engine).expect("run scripts/setup.sh first"));
+    let engine = Arc::new(Engine::new(&args.engine.config()).expect("run scripts/setup.sh first"));
     let (server, _server_runtime) = start_server(&args, engine.clone(), 2);
     let generator = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -11,8 +11,9 @@ use std::path::Path;
 
 use fast_image_resize::FilterType;
 use image::{DynamicImage, Rgb, RgbImage};
+use upres_benches::engine_config;
 use upres_benches::quality::resize;
-use upres_engine::{Engine, EngineArgs, Image, UpscaleRequest};
+use upres_engine::{Engine, Image, UpscaleRequest};
 
 const GAP: u32 = 8;
 const LABEL: u32 = 24; // white strip under the panels
@@ -29,12 +30,12 @@ fn main() {
         num(3, "84"),
     );
 
-    let photo = image::open(upres_engine::config::resolve(
+    let photo = image::open(upres_engine::paths::resolve(
         &Path::new(".cache/testdata").join(&name),
     ))
     .expect("run scripts/setup.sh first");
     let crop = photo.crop_imm(x, y, size, size).to_rgb8();
-    let engine = Engine::new(&EngineArgs::default()).expect("run scripts/setup.sh first");
+    let engine = Engine::new(&engine_config()).expect("run scripts/setup.sh first");
 
     let lanczos = resize(&crop, size * 4, size * 4, FilterType::Lanczos3);
     let mut panels = vec![("LANCZOS3".to_string(), lanczos)];

@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use clap::Parser;
 use upres_benches::status_kib;
-use upres_engine::{Engine, EngineArgs, OutputFormat, UpscaleRequest};
+use upres_engine::{Engine, OutputFormat, UpscaleRequest};
+use upres_server::EngineArgs;
 
 #[derive(Parser)]
 struct Args {
@@ -44,7 +45,7 @@ fn main() {
         preserve_alpha: true,
     };
     let started = Instant::now();
-    let engine = Engine::new(&args.engine).expect("run scripts/setup.sh first");
+    let engine = Engine::new(&args.engine.config()).expect("run scripts/setup.sh first");
     engine.preload(&args.model, false).expect("model installed");
     let load_seconds = started.elapsed().as_secs_f64();
 

@@ -13,9 +13,9 @@
 
 use std::time::Instant;
 
-use upres_benches::{photo_crop, status_kib};
+use upres_benches::{engine_config, photo_crop, status_kib};
 use upres_engine::inference::run_tail;
-use upres_engine::{Engine, EngineArgs, SrModel};
+use upres_engine::{Engine, SrModel};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,7 +24,7 @@ fn main() {
     };
     let (scale, tile): (u32, usize) = (scale.parse().unwrap(), tile.parse().unwrap());
     let runs: usize = rest.first().map_or(3, |r| r.parse().unwrap());
-    let engine = Engine::new(&EngineArgs::default()).expect("run scripts/setup.sh first");
+    let engine = Engine::new(&engine_config()).expect("run scripts/setup.sh first");
     let tiling = engine.model(model).unwrap().tiling;
     let (native, _) = engine.model(model).unwrap().plan(scale).unwrap();
     let sr = engine.sr_model(model, native).unwrap();

@@ -35,7 +35,7 @@ pub fn median(mut values: Vec<f64>) -> f64 {
 /// scripts/setup.sh into .cache/testdata; 512x512, enlarged with Lanczos3 for larger sizes), as
 /// 8-bit RGB.
 pub fn photo_crop(size: u32) -> Image {
-    let mut photo = image::open(upres_engine::config::resolve(Path::new(
+    let mut photo = image::open(upres_engine::paths::resolve(Path::new(
         ".cache/testdata/astronaut.png",
     )))
     .expect("run scripts/setup.sh first");

@@ -7,4 +7,4 @@ mod server;
 
 pub use inputs::{env_list, env_or, median, photo_crop};
 pub use process::status_kib;
-pub use server::{file_server, serve_args, start_server};
+pub use server::{engine_config, file_server, serve_args, start_server};

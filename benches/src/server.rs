@@ -7,7 +7,8 @@ use std::time::Duration;
 use axum::http::header;
 use axum::routing::get;
 use clap::Parser;
-use upres_server::{AppState, Readiness, ServeArgs, Upscaler};
+use upres_engine::EngineConfig;
+use upres_server::{AppState, EngineArgs, Readiness, ServeArgs, Upscaler};
 
 #[derive(Parser)]
 struct Cli {
@@ -18,6 +19,18 @@ struct Cli {
 /// Settings as `upres serve` would parse them from these flags (and the `UPRES_*` environment).
 pub fn serve_args(flags: &[&str]) -> ServeArgs {
     Cli::parse_from(std::iter::once("upres").chain(flags.iter().copied())).serve
+}
+
+#[derive(Parser)]
+struct EngineCli {
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// The engine's settings as `upres` builds them without flags: the defaults and the `UPRES_*`
+/// environment.
+pub fn engine_config() -> EngineConfig {
+    EngineCli::parse_from(["upres"]).engine.config()
 }
 
 /// Starts the server with `args` and `upscaler` on a new runtime with `threads` workers, on

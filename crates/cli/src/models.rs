@@ -2,7 +2,8 @@
 //! scales, look, license and measured speed.
 
 use upres_engine::catalog::{catalog, DEFAULT_MODEL};
-use upres_engine::config::{resolve, ModelsDir};
+use upres_engine::paths::resolve;
+use upres_server::ModelsDir;
 
 #[derive(clap::Args)]
 pub struct ModelsArgs {

@@ -7,7 +7,8 @@ use std::thread;
 
 use anyhow::{bail, Context};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use upres_engine::{Engine, EngineArgs, Image, OutputFormat, UpscaleRequest};
+use upres_engine::{Engine, Image, OutputFormat, UpscaleRequest};
+use upres_server::EngineArgs;
 
 const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
 
@@ -64,7 +65,7 @@ struct Job {
 pub fn run(args: UpscaleArgs) -> anyhow::Result<bool> {
     let inputs = expand_inputs(&args.inputs)?;
     let jobs = plan_outputs(&inputs, &args)?;
-    let engine = Engine::new(&args.engine)?;
+    let engine = Engine::new(&args.engine.config())?;
     let request = UpscaleRequest {
         model: args.model.clone(),
         scale: args.scale,

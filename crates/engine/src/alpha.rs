@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use fast_image_resize as fr;
 use image::DynamicImage;
 
-use crate::tiling::Planar;
+use crate::planar::Planar;
 
 /// Splits an image into planar RGB in [0,1] and, when it has alpha, its alpha plane in [0,1].
 pub fn split(pixels: &DynamicImage) -> (Planar, Option<Vec<f32>>) {

@@ -6,8 +6,6 @@ use std::sync::LazyLock;
 
 use serde::Deserialize;
 
-use crate::tiling::ModelTiling;
-
 /// What a super-resolution model's output looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,9 +60,92 @@ pub struct CatalogEntry {
     pub megapixels_per_second: Option<f64>,
 }
 
+/// How pixels beyond the image border are made up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Border {
+    /// Mirrored about the edge pixel (numpy's `reflect`): keeps texture and gradients going.
+    #[default]
+    Reflect,
+    /// The edge pixel repeated.
+    Replicate,
+}
+
+/// What a model needs around each tile, in input pixels, and the memory it needs; stored per
+/// model in the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelTiling {
+    pub border: Border,
+    /// Extra pixels on every side of a tile whose output is cut off: the reach of the model's
+    /// zero padding into its output (measured by the engine's `tile_context` bench).
+    pub context: usize,
+    /// Mirrored pixels fed beyond the image border, at most `context`: enough that a flat image
+    /// stays flat to its border (within a level). At the border there is no neighbouring tile
+    /// to match, so it can be less than the context joins need, and a whole image pays only
+    /// this. Unset: the context (measured by the engine's `border_pad` bench).
+    #[serde(default)]
+    pub border_pad: Option<usize>,
+    /// Pixels on every side that the network's unpadded convolutions consume (its output is
+    /// `scale * (input - 2 * shrink)`).
+    pub shrink: usize,
+    /// ONNX Runtime's working memory for one run, in bytes per input pixel (context
+    /// included), at the model's largest scale (measured by benches/tiles.py). For a split
+    /// model: the trunk's, with the features it hands the tail and the tile's float output.
+    pub bytes_per_pixel: u64,
+    /// Set for a model split in two (`<id>-x<scale>.trunk.onnx` and `.tail.onnx`): the
+    /// tail runs on strips of the trunk's features (see `inference`).
+    #[serde(default)]
+    pub tail: Option<Tail>,
+}
+
+/// The tail of a split model, which holds the most memory per input pixel (its upsampling
+/// layers): it runs on strips of the trunk's features, at most [`Tail::MEMORY`] at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tail {
+    /// Feature rows fed above and below a strip (cut off again): the tail's reach, so that
+    /// strips join exactly (checked by the golden test of split models).
+    pub context: usize,
+    /// ONNX Runtime's working memory for the tail, in bytes per feature pixel of a strip
+    /// (context included; one feature pixel per input pixel), measured by benches/tiles.py.
+    pub bytes_per_pixel: u64,
+}
+
+impl Tail {
+    /// The tail's working memory: strips are as tall as fits in it.
+    pub const MEMORY: u64 = 128 << 20;
+
+    /// Feature rows per strip for features `width` wide (at least one).
+    pub fn strip_rows(self, width: usize) -> usize {
+        let rows = Self::MEMORY / (self.bytes_per_pixel * width as u64).max(1);
+        (rows as usize).saturating_sub(2 * self.context).max(1)
+    }
+
+    /// Working memory of the tail on features of `width` x `height`.
+    pub(crate) fn working_memory(self, (width, height): (usize, usize)) -> u64 {
+        let rows = (self.strip_rows(width) + 2 * self.context).min(height);
+        self.bytes_per_pixel * (rows * width) as u64
+    }
+}
+
+impl Default for ModelTiling {
+    /// For a model file the manifest does not describe: a generous guess.
+    fn default() -> Self {
+        ModelTiling {
+            border: Border::Reflect,
+            context: 16,
+            border_pad: None,
+            shrink: 0,
+            bytes_per_pixel: 16 << 10,
+            tail: None,
+        }
+    }
+}
+
 /// The model used when a request or command names none (CLI and server): the most faithful
-/// model that runs a 1-megapixel x4 inside the SDK's v1 timeout on a 2-core CPU (README,
-/// "Choosing the default model").
+/// model that runs a 1-megapixel x4 inside the SDK's 30 s v1 timeout on a 2-core CPU (about
+/// 9 s there; it leads every other model's PSNR by 1 dB or more at x4).
 pub const DEFAULT_MODEL: &str = "span";
 
 /// Seconds the official SDK waits for a v1 (synchronous) answer.

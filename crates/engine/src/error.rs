@@ -1,8 +1,10 @@
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Every way the engine can fail. The server maps these to HTTP statuses in one place
-/// (`upres_server::error`), the CLI prints them.
-#[derive(Debug, thiserror::Error)]
+/// (`upres_server::error`), the CLI prints them. Cloneable: ONNX Runtime's loading outcome is
+/// kept for the process and handed to every later caller.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     #[error(
         "ONNX Runtime library could not be loaded from {path}: {reason}. Run `make setup` (scripts/setup.sh) in the checkout, `scripts/install.sh` to use upres outside it, or point --ort-library / UPRES_ORT_LIBRARY at libonnxruntime.so"
@@ -12,6 +14,8 @@ pub enum EngineError {
         "no models folder: {0}. Run `make setup` (scripts/setup.sh) in the checkout, `scripts/install.sh` to use upres outside it, or point --models-dir / UPRES_MODELS_DIR at one"
     )]
     ModelsMissing(String),
+    #[error("unknown device '{0}' (cpu, cuda)")]
+    UnknownDevice(String),
     #[error(
         "model file {path} is missing. Run `scripts/setup.sh {model}` to fetch and convert it"
     )]
@@ -52,7 +56,13 @@ pub enum EngineError {
     #[error("inference failed: {0}")]
     Inference(String),
     #[error("{0}")]
-    Io(#[from] std::io::Error),
+    Io(Arc<std::io::Error>),
+}
+
+impl From<std::io::Error> for EngineError {
+    fn from(err: std::io::Error) -> Self {
+        EngineError::Io(Arc::new(err))
+    }
 }
 
 impl<R> From<ort::Error<R>> for EngineError {

@@ -8,9 +8,10 @@
 
 use ort::value::TensorRef;
 
+use crate::catalog::Tail;
 use crate::error::{EngineError, Result};
-use crate::registry::SharedSession;
-use crate::tiling::{Planar, Tail};
+use crate::planar::Planar;
+use crate::runtime::SharedSession;
 
 /// The sessions that upscale a tile.
 #[derive(Clone)]

@@ -9,20 +9,23 @@ pub mod error;
 pub mod inference;
 pub mod moderation;
 pub mod output;
+pub mod paths;
+pub mod planar;
 pub mod registry;
 pub mod resample;
 pub mod runtime;
 pub mod tiling;
 
+pub use catalog::ModelTiling;
 pub use codec::{decode, encode, Image, Limits, OutputFormat};
-pub use config::EngineArgs;
+pub use config::EngineConfig;
 pub use error::{EngineError, Result};
 pub use inference::{run_sr_with, run_untiled, SrModel};
 pub use output::Layout;
-pub use registry::{ModelInfo, SharedSession};
+pub use registry::ModelInfo;
 pub use resample::Resample;
-pub use runtime::Device;
-pub use tiling::{ModelTiling, TileConfig};
+pub use runtime::{Device, SharedSession};
+pub use tiling::TileConfig;
 
 use crate::output::Output;
 use crate::registry::Registry;
@@ -41,7 +44,7 @@ pub struct UpscaleRequest {
 /// Models, sessions and settings. Shared by all callers (`Send + Sync`).
 pub struct Engine {
     registry: Registry,
-    /// `--tile`: one tiling for every image; else chosen per image from the budget.
+    /// [`EngineConfig::tile`]: one tiling for every image; else chosen per image from the budget.
     tile: Option<TileConfig>,
     tile_overlap: u32,
     memory_budget: u64,
@@ -53,28 +56,23 @@ pub struct Engine {
 impl Engine {
     /// Loads ONNX Runtime (once per process) and lists the installed models. Sessions load on
     /// first use, or with [`Engine::preload`].
-    pub fn new(args: &EngineArgs) -> Result<Self> {
-        let found = |path: &std::path::Path| {
-            let resolved = config::resolve(path);
-            resolved
-                .exists()
-                .then_some(resolved)
-                .ok_or_else(|| config::searched(path))
-        };
-        let library = found(&args.ort_library).map_err(|reason| EngineError::RuntimeMissing {
-            path: args.ort_library.clone(),
-            reason,
-        })?;
-        let models = found(&args.models.models_dir).map_err(EngineError::ModelsMissing)?;
+    pub fn new(config: &EngineConfig) -> Result<Self> {
+        let library =
+            paths::existing(&config.ort_library).ok_or_else(|| EngineError::RuntimeMissing {
+                path: config.ort_library.clone(),
+                reason: paths::searched(&config.ort_library),
+            })?;
+        let models = paths::existing(&config.models_dir)
+            .ok_or_else(|| EngineError::ModelsMissing(paths::searched(&config.models_dir)))?;
         let env = runtime::init(&library)?;
         Ok(Engine {
-            registry: Registry::scan(env, &models, args.threads, args.device)?,
-            tile: args.tile_config().map(TileConfig::validate).transpose()?,
-            tile_overlap: args.tile_overlap,
-            memory_budget: args.memory_budget << 20,
-            tile_context: args.tile_context,
-            limits: args.limits(),
-            moderation_threshold: args.moderation_threshold,
+            registry: Registry::scan(env, &models, config.threads, config.device)?,
+            tile: config.tile_config().map(TileConfig::validate).transpose()?,
+            tile_overlap: config.tile_overlap,
+            memory_budget: config.memory_budget << 20,
+            tile_context: config.tile_context,
+            limits: config.limits,
+            moderation_threshold: config.moderation_threshold,
         })
     }
 
@@ -138,9 +136,9 @@ impl Engine {
     }
 
     /// How an image of `(width, height)` is tiled for `model` at `scale`: the model's tiling
-    /// (with `--tile-context` applied) and the tiles: `--tile`, else those that compute least
-    /// within `--memory-budget` once the images are counted (the planar float input, the
-    /// output raster and its encoded copy, at most as large).
+    /// (with [`EngineConfig::tile_context`] applied) and the tiles: [`EngineConfig::tile`], else
+    /// those that compute least within the memory budget once the images are counted (the
+    /// planar float input, the output raster and its encoded copy, at most as large).
     pub fn tiling(
         &self,
         model: &ModelInfo,

@@ -8,7 +8,7 @@ use image::{DynamicImage, ImageEncoder, RgbImage};
 use ort::value::TensorRef;
 
 use crate::error::{EngineError, Result};
-use crate::registry::SharedSession;
+use crate::runtime::SharedSession;
 
 pub const INPUT_SIZE: usize = 224;
 const MEAN_BGR: [f32; 3] = [104.0, 117.0, 123.0];

@@ -5,7 +5,7 @@
 use image::{DynamicImage, ImageBuffer};
 use rayon::prelude::*;
 
-use crate::tiling::PlanarRows;
+use crate::planar::PlanarRows;
 
 /// Channel layout and depth of the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

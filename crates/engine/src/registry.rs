@@ -6,13 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use ort::environment::Environment;
-use ort::session::Session;
 
-use crate::catalog::{self, CatalogEntry};
+use crate::catalog::{self, CatalogEntry, ModelTiling};
 use crate::error::{EngineError, Result};
 use crate::inference::SrModel;
-use crate::runtime::{self, Device};
-use crate::tiling::ModelTiling;
+use crate::runtime::{self, Device, SharedSession};
 
 /// File name of the content-moderation classifier in the models folder.
 pub const CLASSIFIER_FILE: &str = "open-nsfw.onnx";
@@ -57,9 +55,6 @@ impl ModelInfo {
         }
     }
 }
-
-/// A session shared by every caller of one model file.
-pub type SharedSession = Arc<Mutex<Session>>;
 
 pub struct Registry {
     env: &'static Environment,

@@ -1,7 +1,7 @@
 //! ONNX Runtime: loading the shared library once per process and building sessions.
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
@@ -20,37 +20,40 @@ pub enum Device {
 }
 
 impl std::str::FromStr for Device {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "cpu" => Ok(Device::Cpu),
             "cuda" => Ok(Device::Cuda),
-            other => Err(format!("unknown device '{other}' (cpu, cuda)")),
+            other => Err(EngineError::UnknownDevice(other.to_string())),
         }
     }
 }
 
-static RUNTIME: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
+/// A session shared by every caller of one model file.
+pub type SharedSession = Arc<Mutex<Session>>;
+
+/// The process's environment, or why the first call could not create it.
+static RUNTIME: OnceLock<Result<Environment>> = OnceLock::new();
 
 /// Loads `libonnxruntime` from `path` and creates the process-wide environment. Later calls
 /// return the first call's outcome (ONNX Runtime allows one environment per process).
 pub fn init(path: &Path) -> Result<&'static Environment> {
     let outcome = RUNTIME.get_or_init(|| {
+        let missing = |reason: String| EngineError::RuntimeMissing {
+            path: path.to_path_buf(),
+            reason,
+        };
         if !path.exists() {
-            return Err("no such file".to_string());
+            return Err(missing("no such file".to_string()));
         }
-        let builder = ort::init_from(path).map_err(|e| e.to_string())?;
+        let builder = ort::init_from(path).map_err(|e| missing(e.to_string()))?;
         builder
             .with_name("upres")
             .build()
-            .map_err(|e| e.to_string())
+            .map_err(|e| missing(e.to_string()))
     });
-    outcome
-        .as_ref()
-        .map_err(|reason| EngineError::RuntimeMissing {
-            path: path.to_path_buf(),
-            reason: reason.clone(),
-        })
+    outcome.as_ref().map_err(EngineError::clone)
 }
 
 /// Builds a session with full graph optimisation on the requested device.

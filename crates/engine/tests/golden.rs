@@ -4,8 +4,9 @@
 mod common;
 
 use common::{engine, engine_with, golden, max_abs_diff, read_npy};
+use upres_engine::catalog::Border;
 use upres_engine::inference::run_tail;
-use upres_engine::tiling::{Border, Planar, Rect, Sides};
+use upres_engine::planar::{Planar, Rect, Sides};
 use upres_engine::{run_sr_with, run_untiled, SrModel, UpscaleRequest};
 
 /// (model, scale, edge padding of the input): waifu2x's unpadded convolutions take the golden
@@ -194,7 +195,7 @@ fn classifier_matches_the_reference_scores() {
 fn moderation_pipeline_reproduces_the_package_scores() {
     let reference: serde_json::Value =
         serde_json::from_slice(&std::fs::read(golden("moderation.json")).unwrap()).unwrap();
-    let testdata = upres_engine::config::resolve(std::path::Path::new(".cache/testdata"));
+    let testdata = upres_engine::paths::resolve(std::path::Path::new(".cache/testdata"));
     let session = engine().classifier().unwrap();
     for (name, file) in [
         ("astronaut", "astronaut.png"),

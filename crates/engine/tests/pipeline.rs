@@ -263,13 +263,13 @@ fn bad_inputs_give_distinct_errors() {
         Err(EngineError::UnsupportedFormat(_))
     ));
     let strict = engine_with(|a| {
-        a.max_input_bytes = png.len() - 1;
+        a.limits.max_input_bytes = png.len() - 1;
     });
     assert!(matches!(
         strict.decode(&png),
         Err(EngineError::InputTooLarge { .. })
     ));
-    let few_pixels = engine_with(|a| a.max_input_pixels = 100);
+    let few_pixels = engine_with(|a| a.limits.max_input_pixels = 100);
     assert!(matches!(
         few_pixels.decode(&png),
         Err(EngineError::TooManyInputPixels {

@@ -11,6 +11,7 @@ mod auth;
 mod config_file;
 mod conn;
 pub mod emulation;
+mod engine_args;
 mod error;
 mod fetch;
 mod http;
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use upres_engine::Engine;
 
 pub use args::ServeArgs;
+pub use engine_args::{EngineArgs, ModelsDir};
 pub use error::{JobError, ServerError};
 pub use http::{app, openapi_document};
 pub use state::{AppState, Readiness};
@@ -39,7 +41,7 @@ pub use upscaler::{EngineKind, Finish, OfferedModel, Upscaler};
 
 /// `upres serve`: loads the engine, listens, and serves until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<(), ServerError> {
-    let engine = Engine::new(&args.engine).map_err(JobError::from)?;
+    let engine = Engine::new(&args.engine.config()).map_err(JobError::from)?;
     if let Err(err) = engine.model(&args.model) {
         return Err(ServerError::Config(format!(
             "default model: {err}. Pick one with --model / UPRES_MODEL"

@@ -319,7 +319,7 @@ async fn assert_only_from(browser: &Browser, origin: &str, expected: &[&str]) {
 
 /// A crop of the astronaut photo (scripts/setup.sh installs it), saved as a PNG to upload.
 fn photo(dir: &Path, width: u32, height: u32) -> PathBuf {
-    let photo = image::open(upres_engine::config::resolve(Path::new(
+    let photo = image::open(upres_engine::paths::resolve(Path::new(
         ".cache/testdata/astronaut.png",
     )))
     .expect("run scripts/setup.sh first");

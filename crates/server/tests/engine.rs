@@ -144,7 +144,8 @@ async fn engine_errors_are_400_on_v1_and_failed_on_v2() {
 #[tokio::test]
 async fn moderation_blocks_name_the_check() {
     // The threshold is an engine setting: this engine blocks everything it checks.
-    let strict = upres_engine::Engine::new(&args(&["--moderation-threshold", "0"]).engine).unwrap();
+    let strict =
+        upres_engine::Engine::new(&args(&["--moderation-threshold", "0"]).engine.config()).unwrap();
     let server = TestServer::start(&SLIM, std::sync::Arc::new(strict)).await;
     let image = data_uri(&png(32, 32, false));
     let input_check =

@@ -8,7 +8,7 @@ mod cluster;
 mod emulation;
 mod parse;
 
-use upres_engine::EngineArgs;
+use crate::engine_args::EngineArgs;
 
 pub use self::cluster::ClusterArgs;
 pub use self::emulation::EmulationArgs;

@@ -38,7 +38,7 @@ pub fn engine() -> Arc<Engine> {
     ENGINE
         .get_or_init(|| {
             Arc::new(
-                Engine::new(&args(&[]).engine)
+                Engine::new(&args(&[]).engine.config())
                     .expect("engine: run scripts/setup.sh esrgan-slim open-nsfw"),
             )
         })

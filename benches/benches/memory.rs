@@ -1,31 +1,17 @@
 //! Peak memory of the largest upscale: at the model's largest scale, the RGBA input whose output
 //! is 8192x8192, the largest the default limit allows (x4 of 2048x2048, x2 of 4096x4096), with
-//! the default memory budget, encoded to PNG, must stay under 2 GiB of peak RSS. One model per
-//! process (peak RSS is the process's): `UPRES_MEMORY_MODEL` (default: the default model). Slow
-//! (a minute for span, about an hour for realesrgan-x4plus on 2 cores), so ignored in the test
-//! suite; `benches/run.sh` runs it for every installed model:
-//! `UPRES_MEMORY_MODEL=span cargo test --release -p upres-engine --test memory -- --ignored --nocapture`.
-
-mod common;
+//! the default memory budget, encoded to PNG, must stay under 2 GiB of peak RSS (the bench fails
+//! otherwise). One model per process (peak RSS is the process's): `UPRES_MEMORY_MODEL`
+//! (default: the default model). Slow (a minute for span, about an hour for realesrgan-x4plus
+//! on 2 cores); `benches/run.sh` runs it for every installed model:
+//! `UPRES_MEMORY_MODEL=span cargo bench -p upres-benches --bench memory`.
 
 use image::{DynamicImage, Rgba, RgbaImage};
-use upres_engine::{Image, Limits, OutputFormat, UpscaleRequest};
+use upres_benches::{engine_config, status_kib};
+use upres_engine::{Engine, Image, Limits, OutputFormat, UpscaleRequest};
 
-fn peak_rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        * 1024
-}
-
-#[test]
-#[ignore = "slow: run by benches/run.sh"]
-fn largest_upscale_stays_under_2_gib() {
-    let engine = common::engine();
+fn main() {
+    let engine = Engine::new(&engine_config()).expect("run scripts/setup.sh first");
     let model = std::env::var("UPRES_MEMORY_MODEL")
         .unwrap_or_else(|_| upres_engine::catalog::DEFAULT_MODEL.into());
     let entry = upres_engine::catalog::entry(&model).expect("a model of the catalog");
@@ -78,7 +64,8 @@ fn largest_upscale_stays_under_2_gib() {
     let out = engine.upscale(&input, &request).unwrap();
     assert_eq!((out.width(), out.height()), (output_side, output_side));
     let png = upres_engine::encode(&out, OutputFormat::Png).unwrap();
-    let peak = peak_rss_bytes();
+    let peak = status_kib("VmHWM:") << 10;
+    assert!(peak > 0, "no VmHWM in /proc/self/status");
     eprintln!(
         "{model} {side}x{side} RGBA x{scale}: {:.1} s, PNG {} MiB, peak RSS {} MiB",
         started.elapsed().as_secs_f64(),
