@@ -190,14 +190,14 @@ impl RedisJobs {
                 self.running.insert(id, claim.clone());
                 let lease = RedisLease::new(self.clone(), claim);
                 match self.load(&id, spec, input, url, plan).await {
-                    Ok((spec, source, plan)) => Ok(Claimed::Job(Job {
+                    Ok((spec, source, plan)) => Ok(Claimed::Job(Box::new(Job {
                         span: tracing::info_span!("job", job_id = %id, attempt = lease.attempt()),
                         submitted: Instant::now(),
                         spec,
                         source,
                         plan,
                         lease: Box::new(lease),
-                    })),
+                    }))),
                     Err(err) => {
                         tracing::info!(job_id = %id, error = %err, "job failed before it ran");
                         crate::metrics::job_finished("v2", false);
@@ -255,7 +255,7 @@ impl RedisJobs {
 
 /// What one claim found.
 enum Claimed {
-    Job(Job),
+    Job(Box<Job>),
     /// A job that had expired, finished, or run out of attempts: dropped; look again.
     Dropped,
     Nothing,
@@ -342,7 +342,7 @@ impl JobBackend for Arc<RedisJobs> {
         }
         loop {
             match self.claim_once().await {
-                Ok(Claimed::Job(job)) => return Ok(Some(job)),
+                Ok(Claimed::Job(job)) => return Ok(Some(*job)),
                 Ok(Claimed::Dropped) => {}
                 Ok(Claimed::Nothing) => return Ok(None),
                 Err(err) => {
