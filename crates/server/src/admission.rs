@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use upres_request::{ImageSource, Submission};
+use upres_request::{ImageSource, JobSpec, Submission};
 use uuid::Uuid;
 
 use crate::auth::{Charge, Hold};
@@ -27,8 +27,8 @@ pub struct Admission {
 
 /// A call admitted: its job, its credits and its queue slot.
 pub struct Admitted {
-    pass: Pass,
-    submission: Submission,
+    spec: JobSpec,
+    plan: JobPlan,
     source: ImageSource,
     credits: Option<Hold>,
     slot: Slot,
@@ -58,8 +58,8 @@ impl Admission {
         let credits = self.reserve(&pass)?;
         let slot = self.queue.admit()?;
         Ok(Admitted {
-            pass,
-            submission,
+            spec: submission.spec,
+            plan: pass.plan,
             source,
             credits,
             slot,
@@ -90,48 +90,32 @@ impl Admission {
         &self,
         admitted: Admitted,
     ) -> Result<(Finished, Option<Charge>), ServerError> {
-        let Admitted {
-            pass,
-            submission,
-            source,
-            credits,
-            slot,
-        } = admitted;
         // Fault rules fail or crash v2 jobs only; a v1 call keeps its latency.
         let plan = JobPlan {
-            latency: pass.plan.latency,
+            latency: admitted.plan.latency,
             fault: None,
         };
-        let work = self.queue.run(slot, submission.spec, source, plan);
+        let work = self
+            .queue
+            .run(admitted.slot, admitted.spec, admitted.source, plan);
         let finished = tokio::time::timeout(self.sync_deadline, work)
             .await
             .map_err(|_| ServerError::DeadlineExceeded(self.sync_deadline))??;
-        let charge = credits.map(|hold| Charge {
-            cost: hold.amount(),
-            remaining: hold.charge().total(),
-        });
-        Ok((finished, charge))
+        Ok((finished, admitted.credits.map(Hold::settle)))
     }
 
     /// v2: records the job (QUEUED) and queues it here when this process runs it.
     pub async fn submit(&self, admitted: Admitted) -> Result<Uuid, ServerError> {
-        let Admitted {
-            pass,
-            submission,
-            source,
-            credits,
-            slot,
-        } = admitted;
         let id = Uuid::new_v4();
         let job = NewJob {
             id,
-            spec: submission.spec,
-            source,
-            plan: pass.plan,
-            credits: credits.map(|hold| Box::new(hold) as _),
+            spec: admitted.spec,
+            source: admitted.source,
+            plan: admitted.plan,
+            credits: admitted.credits.map(|hold| Box::new(hold) as _),
         };
         if let Some(job) = self.jobs.submit(job).await? {
-            self.queue.push(job, slot).await;
+            self.queue.push(job, admitted.slot).await;
         }
         tracing::info!(job_id = %id, "job submitted");
         Ok(id)

@@ -117,10 +117,6 @@ impl Hold {
         }))
     }
 
-    pub fn amount(&self) -> f64 {
-        self.amount
-    }
-
     /// Spends the held credits; returns the balance after.
     pub fn charge(self) -> Balance {
         let wallet = self.wallet();
@@ -149,13 +145,20 @@ impl Drop for Hold {
     }
 }
 
-impl Settle for Hold {
-    fn charge(self: Box<Self>) -> Charge {
+impl Hold {
+    /// Spends the held credits; returns what they cost and the balance left.
+    pub fn settle(self) -> Charge {
         let cost = self.amount;
         Charge {
             cost,
-            remaining: Hold::charge(*self).total(),
+            remaining: self.charge().total(),
         }
+    }
+}
+
+impl Settle for Hold {
+    fn charge(self: Box<Self>) -> Charge {
+        self.settle()
     }
 }
 

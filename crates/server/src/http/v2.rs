@@ -52,8 +52,7 @@ pub(crate) async fn status(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ServerError> {
-    let (id, view) = find(jobs.as_ref(), &id).await?;
-    Ok(job_response(&view, &Urls::new(&service, &headers, id), false))
+    poll(jobs.as_ref(), &service, &headers, &id, false).await
 }
 
 /// GET /v2/requests/{id} and /v1/requests/{id} (the poll_url).
@@ -66,8 +65,19 @@ pub(crate) async fn result(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ServerError> {
-    let (id, view) = find(jobs.as_ref(), &id).await?;
-    Ok(job_response(&view, &Urls::new(&service, &headers, id), true))
+    poll(jobs.as_ref(), &service, &headers, &id, true).await
+}
+
+/// A status poll, or with `full` a result poll.
+async fn poll(
+    jobs: &dyn JobBackend,
+    service: &Service,
+    headers: &HeaderMap,
+    id: &str,
+    full: bool,
+) -> Result<Response, ServerError> {
+    let (id, view) = find(jobs, id).await?;
+    Ok(job_response(&view, &Urls::new(service, headers, id), full))
 }
 
 /// The job of a request id, unless unknown or expired (404).

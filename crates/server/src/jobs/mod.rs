@@ -231,3 +231,26 @@ pub trait JobBackend: Send + Sync {
     /// Stops the backend's background tasks (at shutdown).
     fn close(&self) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn spooled_outputs_are_streamed_in_large_chunks() {
+        let spool = tempfile::tempdir().unwrap();
+        let path = spool.path().join("output.png");
+        std::fs::write(&path, vec![7; 1 << 20]).unwrap();
+        let (body, length) = Output::File(path).into_body().await.unwrap();
+        assert_eq!(length, 1 << 20);
+        let chunks: Vec<usize> = body
+            .into_data_stream()
+            .map(|chunk| chunk.unwrap().len())
+            .collect()
+            .await;
+        assert_eq!(chunks.iter().sum::<usize>(), 1 << 20);
+        assert!(chunks.len() <= 4, "{} chunks", chunks.len());
+    }
+}
