@@ -4,13 +4,13 @@
 # `make setup MODELS="esrgan-slim open-nsfw"` installs a subset of the models.
 
 MODELS ?=
-# Seconds per fuzz target in `make test` (scripts/fuzz.sh; fuzz/README.md has the long run).
+# Seconds per fuzz target in `make test` (scripts/fuzz.sh; docs/src/fuzzing.md has the long run).
 FUZZ_SECONDS ?= 60
 # Targets fuzzed at once (all three: a minute of wall time each, the two cores shared).
 FUZZ_JOBS ?= 3
 CARGO ?= cargo
 
-.PHONY: setup test-tools build install serve test fuzz-smoke bench
+.PHONY: setup test-tools build install serve test fuzz-smoke bench docs
 
 setup:
 	scripts/setup.sh $(MODELS)
@@ -36,3 +36,6 @@ fuzz-smoke:
 
 bench: setup
 	benches/run.sh
+
+docs:
+	scripts/docs.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz the request body parser, the `image` field parser and the image decoders (fuzz/, see
-# fuzz/README.md). `make test` runs it as a smoke test (about a minute per target).
+# docs/src/fuzzing.md). `make test` runs it as a smoke test (about a minute per target).
 #
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS  time per target (default 60; 0 = no time limit, stop on FUZZ_RUNS)
@@ -9,7 +9,7 @@
 #   FUZZ_RUNS=N        stop each target after N executions (the long run: FUZZ_RUNS=10000000 with
 #                      SECONDS=0)
 #   FUZZ_JOBS=N        targets run at once (default 1)
-#   FUZZ_SANITIZER=S   cargo-fuzz --sanitizer (default none: see fuzz/README.md)
+#   FUZZ_SANITIZER=S   cargo-fuzz --sanitizer (default none: see docs/src/fuzzing.md)
 #   FUZZ_ARGS="..."    extra libFuzzer flags
 #   FUZZ_RESUME=1      keep the scratch corpus of the last run and go on from it (a long run in
 #                      legs: the executions add up, the corpus carries what was found)

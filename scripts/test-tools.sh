@@ -7,6 +7,8 @@
 #       crates/server/tests/browser.rs.
 #     redis-server: the tests of several replicas sharing jobs (each test starts its own on a
 #       free port; the package's system service is not used).
+#   mdbook (crates registry, pinned, into .cache/tools/mdbook by scripts/docs.sh): builds the
+#     documentation book in crates/cli/tests/docs.rs.
 #   schemathesis (PyPI, pinned with hashes, in its own venv .venv-schemathesis so its
 #     dependencies never meet the SDK's): fuzzes the OpenAPI document in
 #     crates/server/tests/openapi.rs.
@@ -47,6 +49,8 @@ else
     echo "$want" >"$stamp"
     echo "schemathesis: installed"
 fi
+
+scripts/docs.sh --install
 
 # The GPU build of ONNX Runtime (PyPI onnxruntime-gpu, pinned with sha256 in
 # models/manifest.json) into .cache/onnxruntime-gpu: the CUDA image's final stage is replayed

@@ -1,6 +1,7 @@
-//! Makes `docs/comparison.png`, the README's before/after picture: one photo crop upscaled x4
-//! three ways, side by side and labelled: Lanczos3 (as the quality bench does it), then `span` and
-//! `realesr-general-x4v3` through the engine. Needs scripts/setup.sh's photos and models.
+//! Makes `docs/src/images/comparison.png`, the before/after picture of the README and the Models
+//! page: one photo crop upscaled x4 three ways, side by side and labelled: Lanczos3 (as the
+//! quality bench does it), then `span` and `realesr-general-x4v3` through the engine.
+//! Needs scripts/setup.sh's photos and models.
 //!
 //! `cargo run --release -p upres-benches --example comparison [-- PHOTO X Y SIZE]`, from
 //! anywhere in the checkout (about 1 s once built). Default crop: the mission patch on
@@ -63,7 +64,7 @@ fn main() {
         image::imageops::replace(&mut canvas, panel, left.into(), 0);
         draw_text(&mut canvas, label, left + 3, side + 5, 3);
     }
-    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src/images");
     std::fs::create_dir_all(&docs).unwrap();
     let path = docs.canonicalize().unwrap().join("comparison.png");
     canvas.save(&path).unwrap();

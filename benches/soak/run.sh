@@ -3,7 +3,7 @@
 # plot dependencies into .cache/soak-venv, runs soak.py. Arguments go to soak.py, e.g.
 #   benches/soak/run.sh                       # 30 minutes, a sample every 10 s
 #   benches/soak/run.sh --minutes 3 --ttl 30  # a short trial
-#   benches/soak/run.sh --bless               # also writes docs/soak.png
+#   benches/soak/run.sh --bless               # also writes docs/src/images/soak.png
 # Needs scripts/setup.sh (esrgan-slim, ONNX Runtime, the test photos) and python3.11.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -886,8 +886,8 @@ def main():
     ap.add_argument("--rss-band-mib", type=float, default=16.0, help="... or this many MiB if more")
     ap.add_argument("--fd-slack", type=int, default=8,
                     help="descriptors allowed after warm-up above the warm-up maximum")
-    ap.add_argument("--plot", type=Path, help="also write the PNG here (e.g. docs/soak.png)")
-    ap.add_argument("--bless", action="store_true", help="same as --plot docs/soak.png")
+    ap.add_argument("--plot", type=Path, help="also write the PNG here (e.g. docs/src/images/soak.png)")
+    ap.add_argument("--bless", action="store_true", help="same as --plot docs/src/images/soak.png")
     ap.add_argument("--simulate-leak", action="store_true",
                     help="(to see the checks fail) servers keep jobs a day and outputs in memory: "
                          "the store grows and nothing expires")
@@ -895,7 +895,7 @@ def main():
                     help="(to see the checks fail) a client opens 2 idle connections per interval and keeps them")
     args = ap.parse_args()
     if args.bless and not args.plot:
-        args.plot = ROOT / "docs" / "soak.png"
+        args.plot = ROOT / "docs" / "src" / "images" / "soak.png"
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = (args.out or ROOT / ".cache" / "soak" / stamp).resolve()

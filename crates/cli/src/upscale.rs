@@ -31,7 +31,7 @@ pub struct UpscaleArgs {
     #[arg(long, short, env = "UPRES_MODEL", default_value = upres_engine::catalog::DEFAULT_MODEL)]
     model: String,
     /// Output file (one input) or folder. Default: beside each input, as `<name>_x<scale>.<ext>`.
-    #[arg(long, short)]
+    #[arg(long, short, env = "UPRES_OUTPUT")]
     output: Option<PathBuf>,
     /// Output format. Default: from the output file's extension, else PNG.
     #[arg(long, env = "UPRES_FORMAT", value_enum)]

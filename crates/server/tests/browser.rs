@@ -5,7 +5,7 @@
 //! the page made went to the server. (Chromium's background traffic to its vendor's services
 //! is not the page's, and is not in the page's log.)
 //! Outside CI the tests skip when chromedriver is missing; under `CI=true` they fail.
-//! `UPRES_BLESS=1` also saves the README's screenshot, docs/playground.png.
+//! `UPRES_BLESS=1` also saves the Playground page's screenshot, docs/src/images/playground.png.
 
 mod common;
 
@@ -494,7 +494,7 @@ async fn playground_upscales_an_upload_x2_and_x4_with_nothing_from_outside() {
     if std::env::var_os("UPRES_BLESS").is_some() {
         browser.set("split", "50", "input").await;
         browser.set("api-key", "", "input").await;
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/playground.png");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/src/images/playground.png");
         std::fs::write(&path, browser.screenshot().await).unwrap();
         eprintln!("wrote {}", path.display());
     }
