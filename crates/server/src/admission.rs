@@ -86,10 +86,7 @@ impl Admission {
 
     /// v1: runs the job within the sync deadline and charges it; past the deadline the job is
     /// dropped, and with it its credits.
-    pub async fn run(
-        &self,
-        admitted: Admitted,
-    ) -> Result<(Finished, Option<Charge>), ServerError> {
+    pub async fn run(&self, admitted: Admitted) -> Result<(Finished, Option<Charge>), ServerError> {
         // Fault rules fail or crash v2 jobs only; a v1 call keeps its latency.
         let plan = JobPlan {
             latency: admitted.plan.latency,

@@ -37,7 +37,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
-
 /// `--max-body-bytes` and `--body-timeout`: how much of a body is read, and for how long.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimits {

@@ -205,9 +205,8 @@ mod tests {
 
     #[test]
     fn client_side_engine_errors_are_400_and_the_rest_500() {
-        let client = ServerError::from(JobError::from(EngineError::UnsupportedFormat(
-            "GIF".into(),
-        )));
+        let client =
+            ServerError::from(JobError::from(EngineError::UnsupportedFormat("GIF".into())));
         assert_eq!(client.status(), StatusCode::BAD_REQUEST);
         let server = ServerError::from(JobError::from(EngineError::Inference(
             "out of memory".into(),

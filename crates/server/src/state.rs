@@ -136,9 +136,7 @@ impl AppState {
             flags.allow_fault_headers,
         )?);
         let accounts = Accounts::load(
-            &args
-                .load_api_keys()
-                .map_err(|e| Invalid(e.to_string()))?,
+            &args.load_api_keys().map_err(|e| Invalid(e.to_string()))?,
             flags.keys_file.as_deref(),
         )?;
         let workers = args.workers();

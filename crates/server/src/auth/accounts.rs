@@ -304,5 +304,4 @@ pub(super) mod tests {
             "unknown fields are refused"
         );
     }
-
 }

@@ -20,8 +20,8 @@ use crate::error::Invalid;
 
 use chance::Draws;
 pub use faults::{JobFault, Outcome, Rule};
-pub use plan::JobPlan;
 pub use latency::Latency;
+pub use plan::JobPlan;
 pub use stats::{Event, Kind, Stats};
 
 /// The routes emulation tells apart.

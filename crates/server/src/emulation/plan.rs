@@ -67,6 +67,8 @@ mod tests {
         assert_eq!(serde_json::from_str::<JobPlan>(&text).unwrap(), plan);
         assert_eq!(serde_json::to_string(&JobPlan::default()).unwrap(), "{}");
         assert!(plan.holds_place() && !JobPlan::default().holds_place());
-        assert!(matches!(plan.injected(), Some(JobError::InjectedFailure(m)) if m == "GPU out of memory"));
+        assert!(
+            matches!(plan.injected(), Some(JobError::InjectedFailure(m)) if m == "GPU out of memory")
+        );
     }
 }

@@ -17,32 +17,34 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::emulation::{Latency, Rule};
 use crate::error::{Invalid, ServerError};
 use crate::state::AppState;
 
-pub fn routes(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/admin/emulation", get(overview))
-        .route(
-            "/admin/faults",
-            get(rules)
-                .put(replace_rules)
-                .post(append_rules)
-                .delete(clear_rules),
-        )
-        .route("/admin/faults/{name}", delete(delete_rule))
-        .route("/admin/latency", get(latency).put(set_latency))
-        .route("/admin/keys/{name}/credits", post(adjust_credits))
-        .route("/admin/stats", get(stats))
-        .route("/admin/reset", post(reset))
-        .route_layer(middleware::from_fn_with_state(state, require_admin_key))
+/// The admin routes behind the admin key check (no check without a state: the document alone).
+pub fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::new()
+        .routes(routes!(overview))
+        .routes(routes!(rules, replace_rules, append_rules, clear_rules))
+        .routes(routes!(delete_rule))
+        .routes(routes!(latency, set_latency))
+        .routes(routes!(adjust_credits))
+        .routes(routes!(stats))
+        .routes(routes!(reset));
+    match state {
+        Some(state) => routes.route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_admin_key,
+        )),
+        None => routes,
+    }
 }
 
 async fn require_admin_key(
@@ -50,7 +52,12 @@ async fn require_admin_key(
     request: Request,
     next: Next,
 ) -> Response {
-    let expected = state.service.admin_key.as_deref().unwrap_or_default().as_bytes();
+    let expected = state
+        .service
+        .admin_key
+        .as_deref()
+        .unwrap_or_default()
+        .as_bytes();
     let presented = request
         .headers()
         .get("x-admin-key")
@@ -133,10 +140,7 @@ pub(crate) async fn replace_rules(
     State(state): State<AppState>,
     Body(new): Body<Rules>,
 ) -> Result<Json<Vec<Rule>>, ServerError> {
-    state
-        .emulation
-        .replace_rules(new.0)
-        ?;
+    state.emulation.replace_rules(new.0)?;
     Ok(rules(State(state)).await)
 }
 
@@ -147,10 +151,7 @@ pub(crate) async fn append_rules(
     State(state): State<AppState>,
     Body(new): Body<Rules>,
 ) -> Result<Json<Vec<Rule>>, ServerError> {
-    state
-        .emulation
-        .append_rules(new.0)
-        ?;
+    state.emulation.append_rules(new.0)?;
     Ok(rules(State(state)).await)
 }
 
@@ -190,10 +191,7 @@ pub(crate) async fn set_latency(
     State(state): State<AppState>,
     Body(latency): Body<Latency>,
 ) -> Result<Json<Latency>, ServerError> {
-    state
-        .emulation
-        .set_latency(latency)
-        ?;
+    state.emulation.set_latency(latency)?;
     Ok(Json(state.emulation.latency()))
 }
 

@@ -26,16 +26,15 @@ impl FromRequest<AppState> for JsonBody {
             return Err(ServerError::ContentType);
         }
         let limits = BodyLimits::from_ref(state);
-        let body = match tokio::time::timeout(limits.timeout, Bytes::from_request(request, state))
-            .await
-        {
-            Err(_) => return Err(ServerError::BodyTimeout),
-            Ok(Err(rejection)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(ServerError::BodyTooLarge(limits.limit))
-            }
-            Ok(Err(rejection)) => return Err(ServerError::Body(rejection.body_text())),
-            Ok(Ok(body)) => body,
-        };
+        let body =
+            match tokio::time::timeout(limits.timeout, Bytes::from_request(request, state)).await {
+                Err(_) => return Err(ServerError::BodyTimeout),
+                Ok(Err(rejection)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    return Err(ServerError::BodyTooLarge(limits.limit))
+                }
+                Ok(Err(rejection)) => return Err(ServerError::Body(rejection.body_text())),
+                Ok(Ok(body)) => body,
+            };
         let service = std::sync::Arc::<Service>::from_ref(state);
         Ok(JsonBody(Submission::parse(&body, &service.default_model)?))
     }

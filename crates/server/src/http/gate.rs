@@ -90,11 +90,9 @@ async fn decide(
         headers.insert("x-upres-fault", header_value(&fired.rule));
         match fired.outcome {
             Outcome::Status { status, message } => {
-                emulation.stats.count(event(
-                    Kind::InjectedStatus,
-                    Some(status),
-                    Some(&fired.rule),
-                ));
+                emulation
+                    .stats
+                    .count(event(Kind::InjectedStatus, Some(status), Some(&fired.rule)));
                 return Err(
                     if status == 406 && message == faults::default_message(406) {
                         ServerError::InsufficientCredits {

@@ -1,14 +1,12 @@
-//! The OpenAPI document, generated from the handlers' annotations (utoipa), served at
+//! The OpenAPI document: what the handlers' annotations (utoipa) do not say, and where it is
+//! served. The router (utoipa-axum's `OpenApiRouter`, in `mod.rs`) collects the paths; it is served at
 //! `/api-doc/openapi.json` with a Swagger UI at `/docs` whose assets are built into the binary.
 //! A copy is committed as `docs/openapi.json`; a test fails when it goes stale.
 
 use utoipa::openapi::path::PathItem;
 use utoipa::OpenApi;
 
-use super::schema::{
-    Base64Image, ErrorBody, FaultRule, Health, JobStatus, Parameters, Submitted,
-};
-use super::{admin, ops, v1, v2};
+use super::schema::{Base64Image, ErrorBody, FaultRule, Health, JobStatus, Parameters, Submitted};
 use crate::auth::Balance;
 use crate::emulation::Latency;
 use crate::jobs::Metrics;
@@ -20,66 +18,34 @@ use crate::jobs::Metrics;
         description = "A local, drop-in reimplementation of the Segmind serverless API for the model bria-increase-resolution: v1 (synchronous) and v2 (asynchronous) image super-resolution, x2 or x4. Send the key as x-api-key (or Authorization: Bearer) when the server has keys.",
         license(name = "MIT")
     ),
-    paths(
-        v1::run_sync,
-        v2::submit,
-        v2::status,
-        v2::result,
-        ops::output,
-        ops::health,
-        ops::metrics,
-        ops::models,
-        v1::user_credits,
-        admin::overview,
-        admin::rules,
-        admin::replace_rules,
-        admin::append_rules,
-        admin::clear_rules,
-        admin::delete_rule,
-        admin::latency,
-        admin::set_latency,
-        admin::adjust_credits,
-        admin::stats,
-        admin::reset,
-    ),
     components(schemas(Parameters, Submitted, JobStatus, ErrorBody, Health, Base64Image, Metrics, Balance, Latency, FaultRule)),
-    modifiers(&Aliases, &ApiKey)
+    modifiers(&ApiKey)
 )]
 pub struct ApiDoc;
 
-/// The document as served (and committed as docs/openapi.json).
-pub fn document() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the document serialises")
-}
-
 /// `/api-doc/openapi.json` and the Swagger UI at `/docs`, its assets built into the binary and
 /// its validator badge off, so the page makes no outside request.
-pub fn docs<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
+pub fn docs<S: Clone + Send + Sync + 'static>(doc: utoipa::openapi::OpenApi) -> axum::Router<S> {
     utoipa_swagger_ui::SwaggerUi::new("/docs")
-        .url("/api-doc/openapi.json", ApiDoc::openapi())
+        .url("/api-doc/openapi.json", doc)
         .config(utoipa_swagger_ui::Config::default().validator_url("none"))
         .into()
 }
 
-/// Routes served by the same handler as a documented one: `/{slug}` (v1 without the prefix)
-/// and `/v1/requests/{id}` (the legacy poll_url).
-struct Aliases;
-
-impl utoipa::Modify for Aliases {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        for (alias, of, suffix) in [
-            ("/{slug}", "/v1/{slug}", "_unprefixed"),
-            ("/v1/requests/{id}", "/v2/requests/{id}", "_legacy"),
-        ] {
-            if let Some(item) = doc.paths.paths.get(of).cloned() {
-                doc.paths
-                    .paths
-                    .insert(alias.to_string(), renamed(item, suffix));
-            }
+/// The document with the routes served by the same handler as a documented one: `/{slug}` (v1
+/// without the prefix) and `/v1/requests/{id}` (the legacy poll_url).
+pub fn with_aliases(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    for (alias, of, suffix) in [
+        ("/{slug}", "/v1/{slug}", "_unprefixed"),
+        ("/v1/requests/{id}", "/v2/requests/{id}", "_legacy"),
+    ] {
+        if let Some(item) = doc.paths.paths.get(of).cloned() {
+            doc.paths
+                .paths
+                .insert(alias.to_string(), renamed(item, suffix));
         }
     }
+    doc
 }
 
 fn renamed(mut item: PathItem, suffix: &str) -> PathItem {
@@ -106,4 +72,3 @@ impl utoipa::Modify for ApiKey {
         );
     }
 }
-

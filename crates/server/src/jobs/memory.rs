@@ -100,8 +100,7 @@ impl MemoryJobs {
         let job = self.jobs.get(id)?;
         (Instant::now() < job.submitted + self.ttl).then(|| JobView {
             state: job.state.clone(),
-            metrics: Metrics::between(job.submitted, job.started, job.finished)
-                .charged(job.charge),
+            metrics: Metrics::between(job.submitted, job.started, job.finished).charged(job.charge),
             fault: job.fault.clone(),
         })
     }

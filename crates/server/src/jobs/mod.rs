@@ -21,8 +21,8 @@ use tokio::time::Instant;
 use upres_request::{ImageSource, JobSpec};
 use uuid::Uuid;
 
-pub use memory::MemoryJobs;
 pub use self::redis::{RedisConfig, RedisJobs};
+pub use memory::MemoryJobs;
 
 use crate::auth::{Charge, Settle};
 use crate::emulation::JobPlan;

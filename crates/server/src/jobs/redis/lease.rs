@@ -50,7 +50,13 @@ impl RedisLease {
 
     /// Records the job FAILED (with the fault rule that failed it, if any).
     pub async fn record_failure(&self, error: &str, rule: Option<&str>) -> Result<bool, JobError> {
-        let recorded = fenced(&self.jobs, "fail", &self.claim, &[error, rule.unwrap_or("")]).await;
+        let recorded = fenced(
+            &self.jobs,
+            "fail",
+            &self.claim,
+            &[error, rule.unwrap_or("")],
+        )
+        .await;
         self.finished(&recorded).await;
         recorded
     }
@@ -112,14 +118,18 @@ impl Lease for RedisLease {
             // Charged at once when this replica admitted the job (else by the one that did).
             Ok(true) => self.jobs.settle(&claim.id, true).await,
             Ok(false) => {}
-            Err(err) => tracing::warn!(%err, "could not record the output: the job is retried after its lease"),
+            Err(err) => {
+                tracing::warn!(%err, "could not record the output: the job is retried after its lease")
+            }
         }
     }
 
     async fn fail(self: Box<Self>, error: JobError, rule: Option<String>) {
         crate::metrics::job_finished("v2", false);
         tracing::info!(error = %error, "job failed");
-        let recorded = self.record_failure(&error.to_string(), rule.as_deref()).await;
+        let recorded = self
+            .record_failure(&error.to_string(), rule.as_deref())
+            .await;
         if let Err(err) = recorded {
             tracing::warn!(%err, "could not record the failure: the job is retried after its lease");
         }

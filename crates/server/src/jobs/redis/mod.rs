@@ -228,9 +228,11 @@ impl RedisJobs {
         let spec: JobSpec = serde_json::from_str(spec).map_err(|e| corrupt(e.to_string()))?;
         let plan: JobPlan = serde_json::from_str(plan).map_err(|e| corrupt(e.to_string()))?;
         let source = match url {
-            "" => ImageSource::Inline(Bytes::from(self.blobs.get(input).await.map_err(
-                |e| JobError::StoreUnavailable(format!("input of job {id}: {e}")),
-            )?)),
+            "" => {
+                ImageSource::Inline(Bytes::from(self.blobs.get(input).await.map_err(|e| {
+                    JobError::StoreUnavailable(format!("input of job {id}: {e}"))
+                })?))
+            }
             url => ImageSource::Url(url.parse().map_err(|e| corrupt(format!("{e}")))?),
         };
         Ok((spec, source, plan))

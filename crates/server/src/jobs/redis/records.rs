@@ -86,13 +86,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs = BlobStore::open(&format!("file://{}", dir.path().display())).unwrap();
         assert!(job_view(&blobs, &record(&[])).is_none());
-        let done = job_view(&blobs, &record(&[
-            ("state", "COMPLETED"),
-            ("submitted", "1000"),
-            ("started", "1300"),
-            ("finished", "2000"),
-            ("output", "outputs/x-1.png"),
-        ]))
+        let done = job_view(
+            &blobs,
+            &record(&[
+                ("state", "COMPLETED"),
+                ("submitted", "1000"),
+                ("started", "1300"),
+                ("finished", "2000"),
+                ("output", "outputs/x-1.png"),
+            ]),
+        )
         .unwrap();
         assert!(
             matches!(done.state, JobState::Completed(Output::File(ref path)) if path == &blobs.path("outputs/x-1.png"))
@@ -105,13 +108,16 @@ mod tests {
             ),
             (Some(0.3), Some(0.7), Some(1.0))
         );
-        let failed = job_view(&blobs, &record(&[
-            ("state", "FAILED"),
-            ("submitted", "1000"),
-            ("finished", "1500"),
-            ("error", "boom"),
-            ("fault", "flaky"),
-        ]))
+        let failed = job_view(
+            &blobs,
+            &record(&[
+                ("state", "FAILED"),
+                ("submitted", "1000"),
+                ("finished", "1500"),
+                ("error", "boom"),
+                ("fault", "flaky"),
+            ]),
+        )
         .unwrap();
         assert!(matches!(failed.state, JobState::Failed(ref e) if e == "boom"));
         assert_eq!(failed.fault.as_deref(), Some("flaky"));
