@@ -47,8 +47,7 @@ fn help_flags(subcommand: &str) -> BTreeMap<String, Flag> {
         .into_iter()
         .filter(|(name, _)| name != "--help")
         .map(|(name, body)| {
-            let env = bracketed(&body, "[env: ")
-                .map(|env| env.trim_end_matches('=').to_string());
+            let env = bracketed(&body, "[env: ").map(|env| env.trim_end_matches('=').to_string());
             let default = bracketed(&body, "[default: ");
             (name, Flag { env, default })
         })
@@ -82,11 +81,21 @@ fn page(relative: &str) -> String {
 fn table_flags(markdown: &str) -> BTreeMap<String, (Option<String>, String)> {
     let mut rows = BTreeMap::new();
     for line in markdown.lines() {
-        let cells: Vec<&str> = line.trim().trim_matches('|').split(" | ").map(str::trim).collect();
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split(" | ")
+            .map(str::trim)
+            .collect();
         if cells.len() < 3 || !cells[0].starts_with("`--") {
             continue;
         }
-        let flag = cells[0].trim_matches('`').split('`').next().unwrap().to_string();
+        let flag = cells[0]
+            .trim_matches('`')
+            .split('`')
+            .next()
+            .unwrap()
+            .to_string();
         let env = cells[1]
             .split('`')
             .nth(1)
@@ -157,9 +166,16 @@ fn the_readme_links_resolve() {
     assert!(links.len() > 10, "{links:?}");
     for link in links {
         let path = link.split('#').next().unwrap();
-        assert!(workspace().join(path).exists(), "README.md links to {link}, which does not exist");
+        assert!(
+            workspace().join(path).exists(),
+            "README.md links to {link}, which does not exist"
+        );
     }
-    assert!(readme.len() <= 20 * 1024, "README.md is {} bytes (at most 20 KiB)", readme.len());
+    assert!(
+        readme.len() <= 20 * 1024,
+        "README.md is {} bytes (at most 20 KiB)",
+        readme.len()
+    );
 }
 
 /// The pinned mdbook, or None (outside CI) when scripts/docs.sh has not installed it.
@@ -172,7 +188,10 @@ fn mdbook() -> Option<PathBuf> {
         std::env::var("CI").is_err(),
         "mdbook is required in CI: run scripts/test-tools.sh (or scripts/docs.sh --install)"
     );
-    eprintln!("skipped: no mdbook at {}; run scripts/docs.sh --install", path.display());
+    eprintln!(
+        "skipped: no mdbook at {}; run scripts/docs.sh --install",
+        path.display()
+    );
     None
 }
 
@@ -209,22 +228,33 @@ fn the_book_builds_and_its_links_resolve() {
         .unwrap();
     let log = String::from_utf8_lossy(&build.stderr);
     assert!(build.status.success(), "mdbook build failed:\n{log}");
-    assert!(!log.contains("WARN") && !log.contains("ERROR"), "mdbook warned:\n{log}");
+    assert!(
+        !log.contains("WARN") && !log.contains("ERROR"),
+        "mdbook warned:\n{log}"
+    );
 
     let mut pages = Vec::new();
     html_files(out.path(), &mut pages);
     assert!(pages.len() > 30, "only {} pages built", pages.len());
     let ids = |path: &Path| -> BTreeSet<String> {
         let html = std::fs::read_to_string(path).unwrap();
-        attribute_values(&html, "id").into_iter().map(str::to_string).collect()
+        attribute_values(&html, "id")
+            .into_iter()
+            .map(str::to_string)
+            .collect()
     };
     let mut checked = 0;
     let mut broken = Vec::new();
     for page in &pages {
         let html = std::fs::read_to_string(page).unwrap();
-        let links = attribute_values(&html, "href").into_iter().chain(attribute_values(&html, "src"));
+        let links = attribute_values(&html, "href")
+            .into_iter()
+            .chain(attribute_values(&html, "src"));
         for link in links {
-            if link.contains("://") || link.starts_with("mailto:") || link.starts_with("javascript:") {
+            if link.contains("://")
+                || link.starts_with("mailto:")
+                || link.starts_with("javascript:")
+            {
                 continue;
             }
             let (file, anchor) = link.split_once('#').unwrap_or((link, ""));
@@ -235,12 +265,25 @@ fn the_book_builds_and_its_links_resolve() {
             };
             checked += 1;
             if !target.exists() {
-                broken.push(format!("{}: {link} (no such file)", page.strip_prefix(out.path()).unwrap().display()));
-            } else if !anchor.is_empty() && target.extension().is_some_and(|e| e == "html") && !ids(&target).contains(anchor) {
-                broken.push(format!("{}: {link} (no such anchor)", page.strip_prefix(out.path()).unwrap().display()));
+                broken.push(format!(
+                    "{}: {link} (no such file)",
+                    page.strip_prefix(out.path()).unwrap().display()
+                ));
+            } else if !anchor.is_empty()
+                && target.extension().is_some_and(|e| e == "html")
+                && !ids(&target).contains(anchor)
+            {
+                broken.push(format!(
+                    "{}: {link} (no such anchor)",
+                    page.strip_prefix(out.path()).unwrap().display()
+                ));
             }
         }
     }
     assert!(checked > 500, "only {checked} links checked");
-    assert!(broken.is_empty(), "broken links in the book:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "broken links in the book:\n{}",
+        broken.join("\n")
+    );
 }
