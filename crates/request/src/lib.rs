@@ -1,10 +1,12 @@
 //! What a v1/v2 submit carries, checked before a job is admitted: the JSON body, field by field
 //! ([`Submission`]), and its `image` field ([`ImageSource`]: an http(s) URL, a `data:` URI or
-//! bare base64). Pure parsing, no network and no runtime, so `fuzz/` can fuzz it on its own.
+//! bare base64), and Bria's variant of the body ([`BriaSubmission`]). Pure parsing, no network and no runtime, so `fuzz/` can fuzz it on its own.
 
+mod bria;
 mod image_source;
 mod submission;
 
+pub use bria::BriaSubmission;
 pub use image_source::{scheme_refusal, ImageSource};
 pub use submission::{JobSpec, Submission};
 

@@ -27,13 +27,17 @@ pub struct Submission {
 }
 
 impl Submission {
-    /// Parses a JSON body. Unknown keys are ignored; `null` means "use the default".
+    /// Parses a Segmind JSON body. Unknown keys are ignored; `null` means "use the default".
     pub fn parse(body: &[u8], default_model: &str) -> Result<Self, RequestError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
-        let Value::Object(mut fields) = value else {
-            return Err(RequestError::NotAnObject);
-        };
+        Self::from_fields(object(body)?, default_model, 4)
+    }
+
+    /// The fields of a body, `desired_increase` defaulting to `default_scale`.
+    pub(crate) fn from_fields(
+        mut fields: Map<String, Value>,
+        default_model: &str,
+        default_scale: u32,
+    ) -> Result<Self, RequestError> {
         let image = match take(&mut fields, "image") {
             None => return Err(RequestError::MissingField("image")),
             Some(Value::String(s)) if s.trim().is_empty() => {
@@ -61,7 +65,7 @@ impl Submission {
             image,
             spec: JobSpec {
                 model,
-                scale: scale(take(&mut fields, "desired_increase"))?,
+                scale: scale(take(&mut fields, "desired_increase"), default_scale)?,
                 preserve_alpha: flag(&mut fields, "preserve_alpha", true)?,
                 input_moderation: flag(&mut fields, "visual_input_content_moderation", false)?,
                 output_moderation: flag(&mut fields, "visual_output_content_moderation", false)?,
@@ -71,16 +75,24 @@ impl Submission {
     }
 }
 
+/// A body as a JSON object.
+pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, RequestError> {
+    match serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))? {
+        Value::Object(fields) => Ok(fields),
+        _ => Err(RequestError::NotAnObject),
+    }
+}
+
 /// Removes a field; an explicit `null` counts as absent.
-fn take(fields: &mut Map<String, Value>, name: &str) -> Option<Value> {
+pub(crate) fn take(fields: &mut Map<String, Value>, name: &str) -> Option<Value> {
     fields.remove(name).filter(|v| !v.is_null())
 }
 
-/// `desired_increase`: 2 or 4 (default 4), as a number or a numeric string; never a boolean.
-fn scale(value: Option<Value>) -> Result<u32, RequestError> {
+/// `desired_increase`: 2 or 4, as a number or a numeric string; never a boolean.
+fn scale(value: Option<Value>, default: u32) -> Result<u32, RequestError> {
     const FIELD: &str = "desired_increase";
     let number = match &value {
-        None => return Ok(4),
+        None => return Ok(default),
         Some(Value::Number(n)) => n.as_f64(),
         Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
         Some(_) => None,
@@ -95,7 +107,7 @@ fn scale(value: Option<Value>) -> Result<u32, RequestError> {
     }
 }
 
-fn flag(
+pub(crate) fn flag(
     fields: &mut Map<String, Value>,
     name: &'static str,
     default: bool,
