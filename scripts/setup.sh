@@ -8,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python=${PYTHON:-python3}
-# Converter tooling, the official segmind SDK that the server's tests drive, and hadolint.
-requirements=(models/requirements.txt crates/server/tests/sdk/requirements.txt docker/requirements.txt)
+# Converter tooling, the official segmind SDK and bria-client that the server's tests drive, and
+# hadolint.
+requirements=(models/requirements.txt crates/server/tests/sdk/requirements.txt
+    crates/server/tests/bria/requirements.txt docker/requirements.txt)
 stamp=.venv/requirements.sha256
 
 "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
