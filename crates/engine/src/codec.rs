@@ -93,15 +93,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image> {
             limit: limits.max_input_bytes,
         });
     }
-    let format = image::guess_format(bytes).map_err(|_| {
-        EngineError::UnsupportedFormat("the data is not a PNG, JPEG or WebP image".into())
-    })?;
-    if !matches!(
-        format,
-        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP
-    ) {
-        return Err(EngineError::UnsupportedFormat(format!("{format:?}")));
-    }
+    let format = supported_format(bytes)?;
     // A decoder that panics on malformed data (zune-jpeg 0.5.15 and png 0.18.1 do on some, found
     // by the `decode` fuzz target) must fail this image only, as corrupt, not the caller's thread.
     std::panic::catch_unwind(|| decode_as(bytes, format, limits)).unwrap_or_else(|panic| {
@@ -114,6 +106,17 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Image> {
             "the {format:?} decoder failed on this data ({reason})"
         )))
     })
+}
+
+/// The format of PNG, JPEG or WebP bytes, from their first bytes; any other is unsupported.
+pub fn supported_format(bytes: &[u8]) -> Result<ImageFormat> {
+    let format = image::guess_format(bytes).map_err(|_| {
+        EngineError::UnsupportedFormat("the data is not a PNG, JPEG or WebP image".into())
+    })?;
+    match format {
+        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP => Ok(format),
+        other => Err(EngineError::UnsupportedFormat(format!("{other:?}"))),
+    }
 }
 
 fn decode_as(bytes: &[u8], format: ImageFormat, limits: &Limits) -> Result<Image> {

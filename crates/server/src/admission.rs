@@ -34,6 +34,17 @@ pub struct Admitted {
     slot: Slot,
 }
 
+impl Admitted {
+    /// Refuses an inline image that is not PNG, JPEG or WebP at once (Bria's 415); a URL's
+    /// image is checked when it is fetched. Dropping the call frees its place and credits.
+    pub fn check_inline_format(&self) -> Result<(), ServerError> {
+        if let ImageSource::Inline(bytes) = &self.source {
+            upres_engine::codec::supported_format(bytes).map_err(JobError::from)?;
+        }
+        Ok(())
+    }
+}
+
 impl Admission {
     pub fn new(
         upscaler: Arc<dyn Upscaler>,

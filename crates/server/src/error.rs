@@ -164,6 +164,33 @@ impl ServerError {
     }
 }
 
+impl ServerError {
+    /// The status of this error on Bria's API (`http/bria.rs`), where it differs from
+    /// Segmind's: an image of an unsupported type and a body that is not JSON are 415.
+    pub fn bria_status(&self) -> StatusCode {
+        match self {
+            ServerError::ContentType
+            | ServerError::Job(JobError::Engine(EngineError::UnsupportedFormat(_))) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            other => other.status(),
+        }
+    }
+
+    /// The message of this error on Bria's API: the key is sent as `api_token` there.
+    pub fn bria_message(&self) -> String {
+        match self {
+            ServerError::MissingKey => "Missing api_token in header".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The error an error response was made from, on the response's extensions, so that another
+/// API surface (Bria's) can answer it in its own shape.
+#[derive(Clone)]
+pub struct Failure(pub std::sync::Arc<ServerError>);
+
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -195,6 +222,9 @@ impl IntoResponse for ServerError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        response
+            .extensions_mut()
+            .insert(Failure(std::sync::Arc::new(self)));
         response
     }
 }

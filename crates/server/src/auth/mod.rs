@@ -16,10 +16,12 @@ pub use credits::{Balance, Charge, Hold, Settle, UNLIMITED_CREDITS};
 #[derive(Clone)]
 pub struct Caller(pub Arc<Account>);
 
-/// The key a request presents: `x-api-key`, or `Authorization: Bearer`.
+/// The key a request presents: `x-api-key`, `api_token` (Bria's clients), or
+/// `Authorization: Bearer`.
 pub fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
     headers
         .get("x-api-key")
+        .or_else(|| headers.get("api_token"))
         .map(HeaderValue::as_bytes)
         .or_else(|| {
             headers

@@ -37,6 +37,10 @@ pub enum Route {
     Result,
     /// GET /outputs/{id}.png.
     Output,
+    /// POST /v2/image/edit/increase_resolution (Bria's API, sync or not).
+    Bria,
+    /// GET /v2/status/{id} (Bria's status service).
+    BriaStatus,
     /// Every route (in rules only).
     Any,
 }
@@ -49,6 +53,8 @@ impl Route {
             Route::Status => "status",
             Route::Result => "result",
             Route::Output => "output",
+            Route::Bria => "bria",
+            Route::BriaStatus => "bria-status",
             Route::Any => "any",
         }
     }
@@ -60,6 +66,8 @@ impl Route {
             Route::Status,
             Route::Result,
             Route::Output,
+            Route::Bria,
+            Route::BriaStatus,
             Route::Any,
         ]
         .into_iter()
@@ -68,7 +76,7 @@ impl Route {
 
     /// Calls of the model: where permissions, rate limits, credits and latency apply.
     pub fn is_call(self) -> bool {
-        matches!(self, Route::V1 | Route::Submit)
+        matches!(self, Route::V1 | Route::Submit | Route::Bria)
     }
 }
 
@@ -83,7 +91,7 @@ impl<'de> Deserialize<'de> for Route {
         let name = String::deserialize(deserializer)?;
         Route::parse(&name).ok_or_else(|| {
             serde::de::Error::custom(format!(
-                "unknown route '{name}' (v1, submit, status, result, output, any)"
+                "unknown route '{name}' (v1, submit, status, result, output, bria, bria-status, any)"
             ))
         })
     }

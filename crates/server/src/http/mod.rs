@@ -4,6 +4,7 @@
 //! API exists when an admin key is set.
 
 mod admin;
+mod bria;
 mod extract;
 mod gate;
 mod middleware;
@@ -96,12 +97,20 @@ fn documented(state: Option<&AppState>) -> (Router<AppState>, Router<AppState>, 
             layers.gated(Route::Result, routes!(v2::result)).2,
         )
         .routes(routes!(v1::user_credits));
+    let bria = OpenApiRouter::new()
+        .routes(layers.gated(Route::Bria, routes!(bria::increase_resolution)))
+        .routes(layers.gated(Route::BriaStatus, routes!(bria::status)));
     let outputs = OpenApiRouter::new().routes(layers.gated(Route::Output, routes!(ops::output)));
     let (router, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(ops::health))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::models))
         .merge(layers.keyed(api, middleware::require_key))
+        .merge(
+            layers
+                .keyed(bria, middleware::require_key)
+                .layer(from_fn(bria::errors)),
+        )
         .merge(layers.keyed(outputs, middleware::optional_key))
         .split_for_parts();
     let (admin, admin_doc) = admin::routes(state).split_for_parts();

@@ -19,6 +19,13 @@ use crate::jobs::Metrics;
         license(name = "MIT")
     ),
     components(schemas(Parameters, Submitted, JobStatus, ErrorBody, Health, Base64Image, Metrics, Balance, Latency, FaultRule)),
+    tags(
+        (name = "v1", description = "Segmind's synchronous API"),
+        (name = "v2", description = "Segmind's asynchronous API"),
+        (name = "bria", description = "Bria's own API for the same model (api_token)"),
+        (name = "operations", description = "Health, metrics and the installed models"),
+        (name = "admin", description = "The load-testing mode's admin API (x-admin-key)"),
+    ),
     modifiers(&ApiKey)
 )]
 pub struct ApiDoc;
@@ -65,6 +72,10 @@ impl utoipa::Modify for ApiKey {
         components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+        components.add_security_scheme(
+            "api_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("api_token"))),
         );
         components.add_security_scheme(
             "admin_key",

@@ -174,3 +174,116 @@ pub enum AdminErrors {
     #[response(status = 404, description = "No such rule or key name")]
     NotFound(ErrorBody),
 }
+
+/// Bria's body for increase resolution. Unknown fields are ignored; `null` means the default.
+#[derive(Serialize, ToSchema)]
+pub struct BriaParameters {
+    /// An http(s) URL of a PNG, JPEG or WebP image, base64, or a `data:` URI.
+    image: String,
+    /// 2 or 4 (default 2; the query parameter of the same name when the body has none).
+    #[schema(minimum = 2, maximum = 4)]
+    desired_increase: Option<u32>,
+    /// Keep the input's transparency (default true); false gives an opaque image.
+    preserve_alpha: Option<bool>,
+    /// Wait for the result (default false: answer at once with the status URL).
+    sync: Option<bool>,
+    /// Refuse an unsafe input (default false): 422, or an ERROR job.
+    visual_input_content_moderation: Option<bool>,
+    /// Refuse an unsafe result (default false).
+    visual_output_content_moderation: Option<bool>,
+    /// Extension: an installed model id (default: the server's --model).
+    model: Option<String>,
+}
+
+/// Bria's answer to an asynchronous call.
+#[derive(Serialize, ToSchema)]
+pub struct BriaAccepted {
+    request_id: String,
+    status_url: String,
+}
+
+/// A finished job's result.
+#[derive(Serialize, ToSchema)]
+pub struct BriaResult {
+    /// The URL of the PNG.
+    image_url: String,
+}
+
+/// Bria's answer to a `sync` call.
+#[derive(Serialize, ToSchema)]
+pub struct BriaCompleted {
+    request_id: String,
+    /// COMPLETED.
+    status: String,
+    result: BriaResult,
+}
+
+/// Bria's error object.
+#[derive(Serialize, ToSchema)]
+pub struct BriaError {
+    /// The HTTP status.
+    code: u16,
+    /// Its reason phrase.
+    message: String,
+    /// What went wrong.
+    details: String,
+}
+
+/// A job as Bria's status service shows it.
+#[derive(Serialize, ToSchema)]
+pub struct BriaStatus {
+    request_id: String,
+    /// IN_PROGRESS, COMPLETED or ERROR.
+    status: String,
+    /// COMPLETED.
+    result: Option<BriaResult>,
+    /// ERROR.
+    error: Option<BriaError>,
+}
+
+/// Every error of Bria's API.
+#[derive(Serialize, ToSchema)]
+pub struct BriaErrorBody {
+    error: BriaError,
+    request_id: Option<String>,
+}
+
+/// Errors of Bria's increase resolution.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // variants exist for the document only
+pub enum BriaErrors {
+    #[response(
+        status = 400,
+        description = "Malformed JSON, a bad or missing field, webhook_url"
+    )]
+    BadRequest(BriaErrorBody),
+    #[response(status = 401, description = "Missing or invalid api_token")]
+    Unauthorized(BriaErrorBody),
+    #[response(
+        status = 403,
+        description = "The key may not call the model (keys file)"
+    )]
+    Forbidden(BriaErrorBody),
+    #[response(status = 406, description = "Insufficient credits (keys file)")]
+    NotAcceptable(BriaErrorBody),
+    #[response(
+        status = 415,
+        description = "Not JSON, or an image that is not PNG, JPEG or WebP"
+    )]
+    UnsupportedMediaType(BriaErrorBody),
+    #[response(
+        status = 422,
+        description = "sync: the job failed (moderation, an undecodable image)"
+    )]
+    Failed(BriaStatus),
+    #[response(
+        status = 429,
+        description = "Queue full or the key's rate limit; see Retry-After"
+    )]
+    TooMany(BriaErrorBody),
+    #[response(
+        status = 504,
+        description = "sync: not finished within the sync deadline"
+    )]
+    GatewayTimeout(BriaErrorBody),
+}

@@ -51,6 +51,11 @@ impl Urls {
         format!("{}/v1/requests/{}", self.base, self.id)
     }
 
+    /// Bria's status service.
+    pub fn bria_status(&self) -> String {
+        format!("{}/v2/status/{}", self.base, self.id)
+    }
+
     pub fn output(&self) -> String {
         format!("{}/outputs/{}.png", self.base, self.id)
     }
