@@ -97,7 +97,10 @@ async fn the_server_serves_it_and_it_covers_every_route() {
             let (_, body) = json(answer).await;
             // (Bria's status service answers an unknown id with {"status": "NOT_FOUND"}.)
             let error = body["error"].as_str().unwrap_or_default();
-            assert!(!error.starts_with("No route"), "{method} {route} is not served");
+            assert!(
+                !error.starts_with("No route"),
+                "{method} {route} is not served"
+            );
         }
     }
 }

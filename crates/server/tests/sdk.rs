@@ -4,27 +4,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
+use common::python::{pinned_python, run_driver};
 use common::*;
 use upres_server::EngineKind;
 
 /// `.venv/bin/python`, checked to hold the pinned SDK.
 fn sdk_python() -> PathBuf {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    let check = Command::new(&python)
-        .args([
-            "-c",
-            "from importlib.metadata import version; assert version('segmind') == '1.3.0'",
-        ])
-        .status();
-    assert!(
-        check.is_ok_and(|s| s.success()),
-        "{} lacks segmind 1.3.0: run scripts/setup.sh",
-        python.display()
-    );
-    python
+    pinned_python("segmind", "1.3.0")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,30 +36,7 @@ async fn the_official_sdk_works_unchanged() {
         ("UPRES_MISSING_URL", format!("{host}/missing")),
         ("UPRES_IMAGE_SIZE", format!("{width}x{height}")),
     ];
-    run_driver(&python, "sdk_driver.py", &env, "all SDK checks passed").await;
-}
-
-/// Runs a driver script of tests/sdk with `env`; fails unless it succeeds and prints `done`.
-async fn run_driver(python: &Path, script: &str, env: &[(&str, String)], done: &str) {
-    let driver = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sdk")
-        .join(script);
-    let output = tokio::process::Command::new(python)
-        .arg(driver)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env_remove("SEGMIND_API_KEY")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "{script} failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains(done));
+    run_driver(&python, "sdk/sdk_driver.py", &env, "all SDK checks passed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +81,7 @@ async fn the_official_sdk_sees_the_hosted_errors_in_load_testing_mode() {
     ];
     run_driver(
         &python,
-        "emulation_driver.py",
+        "sdk/emulation_driver.py",
         &env,
         "all emulation checks passed",
     )

@@ -76,8 +76,8 @@ impl TryFrom<RuleFields> for Rule {
     fn try_from(f: RuleFields) -> Result<Self, Invalid> {
         let submit_only = || -> Result<(), Invalid> {
             match f.route {
-                Route::Submit | Route::Any => Ok(()),
-                _ => Err("fail and crash apply to v2 submits: use route submit (or any)".into()),
+                Route::Submit | Route::Bria | Route::Any => Ok(()),
+                _ => Err("fail and crash apply to jobs: use route submit, bria (or any)".into()),
             }
         };
         let outcome = match (f.status, f.fail.clone(), f.delay, f.crash) {

@@ -17,7 +17,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use upres_engine::Engine;
-use upres_server::{AppState, JobSpec, ServeArgs, JobError, ServerError, Upscaler};
+use upres_server::{AppState, JobError, JobSpec, ServeArgs, ServerError, Upscaler};
+
+pub mod python;
 
 pub const SLUG: &str = upres_server::MODEL_SLUG;
 
