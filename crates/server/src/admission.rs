@@ -81,7 +81,7 @@ impl Admission {
     /// without a balance.
     fn reserve(&self, pass: &Pass) -> Result<Option<Hold>, ServerError> {
         let cost = self.emulation.cost.of(pass.plan.latency);
-        Hold::reserve(&pass.caller, cost).map_err(|balance| {
+        pass.caller.reserve(cost).map_err(|balance| {
             self.emulation.stats.count(Event {
                 route: pass.route,
                 kind: Kind::InsufficientCredits,

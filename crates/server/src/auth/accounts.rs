@@ -19,7 +19,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
-use super::credits::{Balance, Wallet, UNLIMITED_CREDITS};
+use super::credits::{Balance, Hold, Wallet, UNLIMITED_CREDITS};
 use super::limiter::{Limiter, Rate};
 use crate::config_file::parse_config;
 use crate::error::Invalid;
@@ -30,7 +30,7 @@ pub struct Account {
     pub name: String,
     key: String,
     pub limiter: Option<Limiter>,
-    pub wallet: Option<Wallet>,
+    pub wallet: Option<Arc<Wallet>>,
     models: Option<Vec<String>>,
 }
 
@@ -58,8 +58,17 @@ impl Account {
                 credits: UNLIMITED_CREDITS,
                 free_credits: 0.0,
             },
-            Wallet::balance,
+            |wallet| wallet.balance(),
         )
+    }
+
+    /// Reserves `amount` from the account's wallet, or returns the balance when it is short.
+    /// An account without a wallet holds nothing.
+    pub fn reserve(&self, amount: f64) -> Result<Option<Hold>, Balance> {
+        self.wallet
+            .as_ref()
+            .map(|wallet| Hold::reserve(wallet, amount))
+            .transpose()
     }
 
     pub fn may_call(&self, slug: &str) -> bool {
@@ -73,7 +82,7 @@ impl Account {
         serde_json::json!({
             "name": self.name,
             "rate": self.limiter.as_ref().map(Limiter::rate),
-            "balance": self.wallet.as_ref().map(Wallet::balance),
+            "balance": self.wallet.as_ref().map(|wallet| wallet.balance()),
             "models": self.models,
         })
     }
@@ -216,10 +225,10 @@ impl KeyEntry {
                 if !(credits.is_finite() && free.is_finite() && credits >= 0.0 && free >= 0.0) {
                     return Err(bad("credits must be numbers of at least 0"));
                 }
-                Some(Wallet::new(Balance {
+                Some(Arc::new(Wallet::new(Balance {
                     credits,
                     free_credits: free,
-                }))
+                })))
             }
         };
         Ok(Account {
@@ -233,10 +242,10 @@ impl KeyEntry {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
 
-    pub fn account(toml_entry: &str) -> Result<Arc<Account>, Invalid> {
+    fn account(toml_entry: &str) -> Result<Arc<Account>, Invalid> {
         let file: KeysFile = toml::from_str(&format!("[[keys]]\n{toml_entry}")).unwrap();
         file.keys
             .into_iter()

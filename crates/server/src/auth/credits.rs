@@ -5,8 +5,6 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use super::accounts::Account;
-
 /// What keys without a balance show as theirs.
 pub const UNLIMITED_CREDITS: f64 = 1_000_000.0;
 
@@ -53,7 +51,7 @@ pub struct Wallet {
 }
 
 impl Wallet {
-    pub(super) fn new(initial: Balance) -> Self {
+    pub fn new(initial: Balance) -> Self {
         Wallet {
             initial,
             ledger: Mutex::new(Ledger {
@@ -95,53 +93,42 @@ impl Wallet {
 /// Credits held for one call. Dropping it releases them; [`Hold::charge`] spends them.
 #[derive(Debug)]
 pub struct Hold {
-    account: Arc<Account>,
+    wallet: Arc<Wallet>,
     amount: f64,
 }
 
 impl Hold {
-    /// Reserves `amount` from the account's wallet, or returns the balance when it is short.
-    /// An account without a wallet holds nothing.
-    pub fn reserve(account: &Arc<Account>, amount: f64) -> Result<Option<Hold>, Balance> {
-        let Some(wallet) = &account.wallet else {
-            return Ok(None);
-        };
+    /// Reserves `amount` from the wallet, or returns the balance when it is short.
+    pub fn reserve(wallet: &Arc<Wallet>, amount: f64) -> Result<Hold, Balance> {
         let mut ledger = wallet.ledger();
         if Wallet::available(&ledger) + 1e-9 < amount {
             return Err(ledger.balance);
         }
         ledger.reserved += amount;
-        Ok(Some(Hold {
-            account: account.clone(),
+        Ok(Hold {
+            wallet: wallet.clone(),
             amount,
-        }))
+        })
     }
 
     /// Spends the held credits; returns the balance after.
-    pub fn charge(self) -> Balance {
-        let wallet = self.wallet();
-        let mut ledger = wallet.ledger();
-        ledger.reserved -= self.amount;
-        let from_free = self.amount.min(ledger.balance.free_credits);
+    pub fn charge(mut self) -> Balance {
+        // Spent: the drop at the end releases nothing.
+        let amount = std::mem::take(&mut self.amount);
+        let mut ledger = self.wallet.ledger();
+        ledger.reserved -= amount;
+        let from_free = amount.min(ledger.balance.free_credits);
         ledger.balance.free_credits -= from_free;
-        ledger.balance.credits = (ledger.balance.credits - (self.amount - from_free)).max(0.0);
+        ledger.balance.credits = (ledger.balance.credits - (amount - from_free)).max(0.0);
         let balance = ledger.balance;
         drop(ledger);
-        std::mem::forget(self);
         balance
-    }
-
-    fn wallet(&self) -> &Wallet {
-        self.account
-            .wallet
-            .as_ref()
-            .expect("a hold exists only for an account with a wallet")
     }
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        self.wallet().ledger().reserved -= self.amount;
+        self.wallet.ledger().reserved -= self.amount;
     }
 }
 
@@ -165,15 +152,16 @@ impl Settle for Hold {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::accounts::tests::account;
 
     #[test]
     fn holds_reserve_charge_and_release() {
-        let account = account("key = 'k'\nname = 'w'\ncredits = 2.0\nfree_credits = 1.0").unwrap();
-        let wallet = account.wallet.as_ref().unwrap();
-        let first = Hold::reserve(&account, 1.5).unwrap().unwrap();
-        let second = Hold::reserve(&account, 1.5).unwrap().unwrap();
-        assert!(Hold::reserve(&account, 0.5).is_err(), "3 available, 3 held");
+        let wallet = Arc::new(Wallet::new(Balance {
+            credits: 2.0,
+            free_credits: 1.0,
+        }));
+        let first = Hold::reserve(&wallet, 1.5).unwrap();
+        let second = Hold::reserve(&wallet, 1.5).unwrap();
+        assert!(Hold::reserve(&wallet, 0.5).is_err(), "3 available, 3 held");
         drop(second); // released
         let after = first.charge();
         assert_eq!(
@@ -191,7 +179,7 @@ mod tests {
                 free_credits: 0.0
             }
         );
-        assert!(Hold::reserve(&account, 0.1).is_err());
+        assert!(Hold::reserve(&wallet, 0.1).is_err());
         wallet.reset();
         assert_eq!(wallet.balance().total(), 3.0);
     }

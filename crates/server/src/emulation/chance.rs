@@ -2,7 +2,7 @@
 //! request number on that route, which draw), so a sequential client sees the same faults and
 //! latencies on every run with the same seed, whatever other clients do meanwhile.
 
-use super::Route;
+use super::route::Route;
 
 /// The draws of one request.
 #[derive(Debug, Clone, Copy)]

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Route;
+use super::route::Route;
 use crate::error::Invalid;
 
 /// What a fired rule does.

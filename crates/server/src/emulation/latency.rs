@@ -102,7 +102,7 @@ fn standard_normal(draws: Draws) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulation::Route;
+    use crate::emulation::route::Route;
 
     fn samples(latency: &Latency) -> Vec<f64> {
         let mut all: Vec<f64> = (0..10_000)

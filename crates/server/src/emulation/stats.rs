@@ -4,7 +4,7 @@
 use dashmap::DashMap;
 use serde::Serialize;
 
-use super::Route;
+use super::route::Route;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -15,7 +15,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{Job, JobBackend, JobState, JobView, Lease, Metrics, NewJob, Output};
+use super::backend::{Job, JobBackend, Lease, NewJob};
+use super::view::{JobState, JobView, Metrics, Output};
 use crate::auth::{Charge, Settle};
 use crate::error::JobError;
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::blobs::BlobStore;
 use super::{unavailable, RedisJobs, GROUP};
 use crate::error::JobError;
-use crate::jobs::Lease;
+use crate::jobs::backend::Lease;
 
 /// What fences a run's later steps.
 #[derive(Debug, Clone)]

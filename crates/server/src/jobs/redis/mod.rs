@@ -34,7 +34,8 @@ use self::blobs::BlobStore;
 use self::credits::Held;
 use self::lease::{Claim, RedisLease};
 use self::records::{corrupt, job_view, split_scripts};
-use super::{Job, JobBackend, JobView, NewJob};
+use super::backend::{Job, JobBackend, NewJob};
+use super::view::JobView;
 use crate::emulation::JobPlan;
 use crate::error::{Invalid, JobError};
 

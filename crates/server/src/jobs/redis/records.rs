@@ -7,7 +7,7 @@ use ::redis::Script;
 
 use super::blobs::BlobStore;
 use crate::error::JobError;
-use crate::jobs::{JobState, JobView, Metrics, Output};
+use crate::jobs::view::{JobState, JobView, Metrics, Output};
 
 pub fn corrupt(reason: String) -> JobError {
     JobError::StoreUnavailable(format!("a job record is not readable: {reason}"))
