@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_JOBS ?= 3
 CARGO ?= cargo
 
-.PHONY: setup test-tools build install serve test fuzz-smoke bench docs
+.PHONY: setup test-tools build install serve test check-structure fuzz-smoke bench docs
 
 setup:
 	scripts/setup.sh $(MODELS)
@@ -28,8 +28,13 @@ serve: setup build
 	target/release/upres serve
 
 test: setup test-tools
+	$(MAKE) check-structure
 	$(CARGO) test --release --locked --workspace
 	$(MAKE) fuzz-smoke
+
+# No module cycles, no source file outside tests over 450 lines (installs cargo-cycles, pinned).
+check-structure:
+	scripts/check-structure.sh
 
 fuzz-smoke:
 	FUZZ_JOBS=$(FUZZ_JOBS) scripts/fuzz.sh $(FUZZ_SECONDS)

@@ -9,6 +9,8 @@
 #       free port; the package's system service is not used).
 #   mdbook (crates registry, pinned, into .cache/tools/mdbook by scripts/docs.sh): builds the
 #     documentation book in crates/cli/tests/docs.rs.
+#   cargo-cycles (crates registry, pinned, into .cache/tools/cargo-cycles by
+#     scripts/check-structure.sh, which `make test` runs first): the module-cycle check.
 #   schemathesis (PyPI, pinned with hashes, in its own venv .venv-schemathesis so its
 #     dependencies never meet the SDK's): fuzzes the OpenAPI document in
 #     crates/server/tests/openapi.rs.
