@@ -90,6 +90,7 @@ async fn silent_and_slow_connections_are_closed_without_holding_others_up() {
     tokio::spawn(async move {
         slow_writes.write_all(b"GET /health HTTP/1.1\r\n").await?;
         loop {
+            // Kept: the trickle itself (real time between bytes on a real socket).
             tokio::time::sleep(Duration::from_millis(100)).await;
             slow_writes.write_all(b"x").await?;
         }
@@ -140,7 +141,8 @@ async fn idle_connections_are_closed_after_the_keep_alive_timeout() {
             .unwrap();
         let (status, head, _) = read_answer(&mut stream).await;
         assert_eq!(status, 200, "{head}");
-        // Idle between requests for longer than the header-read timeout: still open.
+        // Idle between requests for longer than the header-read timeout: still open. (Kept: the
+        // server's socket clocks are the behaviour, so real time passes.)
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
     // (The server's clock started a moment before this one: at its last write.)

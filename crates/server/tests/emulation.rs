@@ -661,9 +661,7 @@ async fn real_work_counts_towards_the_target_time() {
     // A job whose real work takes 4 s of the (paused) clock, under a 10 s fixed latency.
     let handle = tokio::runtime::Handle::current();
     let slow: std::sync::Arc<dyn upres_server::Upscaler> = std::sync::Arc::new(
-        move |input: &[u8],
-              _: &upres_server::JobSpec|
-              -> Result<Vec<u8>, upres_server::JobError> {
+        move |input: &[u8], _: &upres_server::JobSpec| -> Result<Vec<u8>, upres_server::JobError> {
             handle.block_on(tokio::time::advance(Duration::from_secs(4)));
             Ok(input.to_vec())
         },
@@ -935,8 +933,9 @@ async fn the_fast_engine_keeps_the_image_contract_and_says_so() {
     assert_error(status, &body, StatusCode::BAD_REQUEST, |m| {
         m.contains("desired_increase")
     });
-    let (status, body) =
-        json(post(&server.v1(), &json!({"image": data_uri(b"not an image")})).await).await;
+    let (status, body) = server
+        .post_json(&server.v1(), &json!({"image": data_uri(b"not an image")}))
+        .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, |m| {
         m.contains("format")
     });

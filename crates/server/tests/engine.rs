@@ -54,8 +54,8 @@ async fn fifty_concurrent_v2_jobs_all_complete() {
     let host = image_host(png(16, 12, false)).await;
     let server = TestServer::start(&SLIM, engine()).await;
     let body = json!({"image": format!("{host}/img.png"), "desired_increase": 2});
-    let submits =
-        join_all((0..50).map(|_| async { json(post(&server.v2(), &body).await).await })).await;
+    let v2 = server.v2();
+    let submits = join_all((0..50).map(|_| server.post_json(&v2, &body))).await;
     let ids: HashSet<String> = submits
         .iter()
         .map(|(status, submitted)| {
@@ -67,14 +67,7 @@ async fn fifty_concurrent_v2_jobs_all_complete() {
     let results = join_all(submits.iter().map(|(_, submitted)| async {
         let done = wait_terminal(submitted["status_url"].as_str().unwrap()).await;
         assert_eq!(done["status"], "COMPLETED", "{done}");
-        let (_, result) = json(
-            client()
-                .get(submitted["response_url"].as_str().unwrap())
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (_, result) = get_json(submitted["response_url"].as_str().unwrap()).await;
         let png = client()
             .get(result["output"].as_str().unwrap())
             .send()
@@ -93,7 +86,7 @@ async fn fifty_concurrent_v2_jobs_all_complete() {
 async fn engine_errors_are_400_on_v1_and_failed_on_v2() {
     let server = TestServer::start(&SLIM, engine()).await;
     let not_an_image = json!({"image": data_uri(b"GIF89a definitely not decodable")});
-    let (status, error) = json(post(&server.v1(), &not_an_image).await).await;
+    let (status, error) = server.post_json(&server.v1(), &not_an_image).await;
     assert_error(status, &error, StatusCode::BAD_REQUEST, |m| {
         m.contains("unsupported image format")
     });
@@ -104,19 +97,18 @@ async fn engine_errors_are_400_on_v1_and_failed_on_v2() {
     );
 
     let truncated = png(32, 32, false)[..60].to_vec();
-    let (status, error) =
-        json(post(&server.v1(), &json!({"image": data_uri(&truncated)})).await).await;
+    let (status, error) = server
+        .post_json(&server.v1(), &json!({"image": data_uri(&truncated)}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
 
     for url in [server.v1(), server.v2()] {
-        let (status, error) = json(
-            post(
+        let (status, error) = server
+            .post_json(
                 &url,
                 &json!({"image": data_uri(&png(4, 4, false)), "model": "nope"}),
             )
-            .await,
-        )
-        .await;
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let message = error["error"].as_str().unwrap();
         assert!(
@@ -126,14 +118,12 @@ async fn engine_errors_are_400_on_v1_and_failed_on_v2() {
             "{message}"
         );
     }
-    let (status, error) = json(
-        post(
+    let (status, error) = server
+        .post_json(
             &server.v2(),
             &json!({"image": data_uri(&png(4, 4, false)), "model": "waifu2x-photo", "desired_increase": 4}),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         error["error"],
@@ -150,7 +140,7 @@ async fn moderation_blocks_name_the_check() {
     let image = data_uri(&png(32, 32, false));
     let input_check =
         json!({"image": image, "desired_increase": 2, "visual_input_content_moderation": true});
-    let (status, error) = json(post(&server.v1(), &input_check).await).await;
+    let (status, error) = server.post_json(&server.v1(), &input_check).await;
     assert_error(status, &error, StatusCode::UNPROCESSABLE_ENTITY, |m| {
         m.starts_with("input image blocked by visual_input_content_moderation")
     });
@@ -182,14 +172,7 @@ async fn moderation_blocks_name_the_check() {
 #[tokio::test]
 async fn models_lists_the_installed_models_and_their_scales() {
     let server = TestServer::start(&SLIM, engine()).await;
-    let (status, offer) = json(
-        client()
-            .get(format!("{}/models", server.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, offer) = server.get_json("/models").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(offer["default_model"], "esrgan-slim");
     assert_eq!(offer["api_key_required"], false);
@@ -226,14 +209,7 @@ async fn models_lists_the_installed_models_and_their_scales() {
         upres_server::EngineKind::FastNearest.upscaler(engine()),
     )
     .await;
-    let (_, offer) = json(
-        client()
-            .get(format!("{}/models", fast.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, offer) = fast.get_json("/models").await;
     assert_eq!(
         (
             offer["api_key_required"].as_bool(),

@@ -15,7 +15,9 @@ fn echo() -> Arc<dyn upres_server::Upscaler> {
 
 /// v1's 400 message and v2's FAILED message for the same image.
 async fn both_errors(server: &TestServer, image: &str) -> (String, String) {
-    let (status, error) = json(post(&server.v1(), &json!({ "image": image })).await).await;
+    let (status, error) = server
+        .post_json(&server.v1(), &json!({ "image": image }))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
     let failed = run_v2(server, &json!({ "image": image })).await;
     assert_eq!(failed["status"], "FAILED");
@@ -59,8 +61,9 @@ async fn private_destinations_are_refused_by_default() {
     }
     // A scheme other than http(s) is refused before the job is admitted, on v2 too.
     for url in [server.v1(), server.v2()] {
-        let (status, error) =
-            json(post(&url, &json!({"image": "ftp://example.org/x.png"})).await).await;
+        let (status, error) = server
+            .post_json(&url, &json!({"image": "ftp://example.org/x.png"}))
+            .await;
         assert_error(status, &error, StatusCode::BAD_REQUEST, |m| {
             m.contains("scheme 'ftp' is not allowed")
         });

@@ -35,14 +35,7 @@ async fn the_server_serves_it_and_it_covers_every_route() {
         scripted(Gate::default(), Default::default()),
     )
     .await;
-    let (status, served) = json(
-        client()
-            .get(format!("{}/api-doc/openapi.json", server.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, served) = server.get_json("/api-doc/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     let generated: Value = serde_json::from_str(&upres_server::openapi_document()).unwrap();
     assert_eq!(served, generated);

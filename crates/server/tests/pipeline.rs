@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
-use upres_server::{Finish, JobSpec, JobError, Upscaler};
+use upres_server::{Finish, JobError, JobSpec, Upscaler};
 
 /// Counts model stages; a job whose input is `b"slow"` waits at the gate in its finish.
 struct SlowFinish {
@@ -43,14 +43,7 @@ async fn start() -> (TestServer, Gate, Arc<AtomicUsize>) {
 }
 
 async fn status(job: &Value) -> String {
-    let (_, body) = json(
-        client()
-            .get(job["status_url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, body) = get_json(job["status_url"].as_str().unwrap()).await;
     body["status"].as_str().unwrap().to_string()
 }
 
@@ -58,9 +51,8 @@ async fn status(job: &Value) -> String {
 async fn the_next_job_runs_its_model_while_one_encodes() {
     let (server, gate, models) = start().await;
     let submit = |word: &str| {
-        let url = server.v2();
-        let body = json!({"image": input(word)});
-        async move { json(post(&url, &body).await).await.1 }
+        let (server, body) = (&server, json!({"image": input(word)}));
+        async move { server.post_json(&server.v2(), &body).await.1 }
     };
 
     let encoding = submit("slow").await;
@@ -76,6 +68,7 @@ async fn the_next_job_runs_its_model_while_one_encodes() {
     })
     .await;
     let third = submit("fast").await;
+    // Kept: a check that nothing more happens (no third model stage) for a while.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(queued(&server).await, 1);
     assert_eq!(
@@ -105,6 +98,7 @@ async fn shutdown_waits_for_a_job_that_is_encoding() {
     until("the model stage", || models.load(Ordering::SeqCst) == 1).await;
 
     let stopped = server.shut_down();
+    // Kept: a check that nothing happens (the server does not stop) for a while.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         !stopped.is_finished(),

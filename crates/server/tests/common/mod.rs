@@ -85,6 +85,25 @@ impl TestServer {
     pub fn v2(&self) -> String {
         format!("{}/v2/{SLUG}", self.url)
     }
+
+    /// `target` as a URL: a path (`/health`) on this server, or a URL (`self.v2()`) as it is.
+    fn at(&self, target: &str) -> String {
+        if target.starts_with('/') {
+            format!("{}{target}", self.url)
+        } else {
+            target.to_string()
+        }
+    }
+
+    /// GET `target` (a path on this server, or a URL): the status and the JSON body.
+    pub async fn get_json(&self, target: &str) -> (StatusCode, Value) {
+        get_json(&self.at(target)).await
+    }
+
+    /// POST `body` to `target` (a path on this server, or a URL): the status and the JSON body.
+    pub async fn post_json(&self, target: &str, body: &Value) -> (StatusCode, Value) {
+        send_json(client().post(self.at(target)).json(body)).await
+    }
 }
 
 /// An HTTP client that never goes through a proxy.
@@ -105,6 +124,16 @@ pub async fn json(response: reqwest::Response) -> (StatusCode, Value) {
     )
 }
 
+/// Sends `request` (any method and headers): the status and the JSON body.
+pub async fn send_json(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    json(request.send().await.unwrap()).await
+}
+
+/// GET an absolute URL (a `status_url` the server returned): the status and the JSON body.
+pub async fn get_json(url: &str) -> (StatusCode, Value) {
+    send_json(client().get(url)).await
+}
+
 /// Polls a status URL until the job is COMPLETED or FAILED; returns the last status body.
 pub async fn wait_terminal(status_url: &str) -> Value {
     wait_terminal_as(status_url, None).await
@@ -117,7 +146,7 @@ pub async fn wait_terminal_as(status_url: &str, key: Option<&str>) -> Value {
         if let Some(key) = key {
             request = request.header("x-api-key", key);
         }
-        let (_, body) = json(request.send().await.unwrap()).await;
+        let (_, body) = send_json(request).await;
         if matches!(body["status"].as_str(), Some("COMPLETED" | "FAILED")) {
             return body;
         }
@@ -128,7 +157,7 @@ pub async fn wait_terminal_as(status_url: &str, key: Option<&str>) -> Value {
 
 /// Submits to v2 and waits; returns the final status body.
 pub async fn run_v2(server: &TestServer, body: &Value) -> Value {
-    let (status, submitted) = json(post(&server.v2(), body).await).await;
+    let (status, submitted) = server.post_json(&server.v2(), body).await;
     assert_eq!(status, StatusCode::OK, "{submitted}");
     wait_terminal(submitted["status_url"].as_str().unwrap()).await
 }
@@ -277,14 +306,7 @@ pub async fn text(url: &str) -> String {
 
 /// Jobs waiting in the queue, from /health.
 pub async fn queued(server: &TestServer) -> u64 {
-    let (_, body) = json(
-        client()
-            .get(format!("{}/health", server.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, body) = server.get_json("/health").await;
     body["queued"]
         .as_u64()
         .unwrap_or_else(|| panic!("health: {body}"))
