@@ -145,3 +145,154 @@ fn models_lists_installed_and_installable_models() {
         "{stderr}"
     );
 }
+
+/// A tree of photos: `in/a.png`, `in/sub/b.png`, `in/sub/deeper/c.jpg`.
+fn photo_tree(root: &Path) -> std::path::PathBuf {
+    let inputs = root.join("in");
+    std::fs::create_dir_all(inputs.join("sub/deeper")).unwrap();
+    std::fs::copy(golden_png(), inputs.join("a.png")).unwrap();
+    std::fs::copy(golden_png(), inputs.join("sub/b.png")).unwrap();
+    image::open(golden_png())
+        .unwrap()
+        .to_rgb8()
+        .save(inputs.join("sub/deeper/c.jpg"))
+        .unwrap();
+    inputs
+}
+
+fn size(path: &Path) -> (u32, u32) {
+    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (img.width(), img.height())
+}
+
+#[test]
+fn folders_warn_about_subfolders_and_recursive_keeps_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = photo_tree(dir.path());
+    let flat = dir.path().join("flat");
+    let run = upres(&[
+        inputs.to_str().unwrap(),
+        "-s",
+        "2",
+        "-o",
+        flat.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("sub") && stderr.contains("--recursive"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&flat).unwrap().count(), 1);
+
+    let tree = dir.path().join("tree");
+    let run = upres(&[
+        inputs.to_str().unwrap(),
+        "-r",
+        "-s",
+        "2",
+        "-o",
+        tree.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for output in ["a_x2.png", "sub/b_x2.png", "sub/deeper/c_x2.png"] {
+        assert_eq!(size(&tree.join(output)), (80, 48), "{output}");
+    }
+
+    // Again with --skip-existing: nothing is redone, a new input is.
+    let before = std::fs::metadata(tree.join("sub/b_x2.png"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::copy(golden_png(), inputs.join("sub/new.png")).unwrap();
+    let run = upres(&[
+        inputs.to_str().unwrap(),
+        "-r",
+        "-s",
+        "2",
+        "--skip-existing",
+        "-o",
+        tree.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("skipped 3 of 4"), "{stderr}");
+    assert_eq!(
+        std::fs::metadata(tree.join("sub/b_x2.png"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
+    assert_eq!(size(&tree.join("sub/new_x2.png")), (80, 48));
+}
+
+/// Sizes other than x2 and x4: a factor, a width, a box; each checked against a Lanczos3
+/// resize of the input, which a model's output must resemble (and the exact size).
+#[test]
+fn any_factor_and_exact_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = golden_png();
+    let input_str = input.to_str().unwrap();
+    for (flags, name, expected) in [
+        (vec!["--scale", "3"], "x3.png", (120, 72)),
+        (vec!["--scale", "1.5"], "x1.5.png", (60, 36)),
+        (vec!["--width", "100"], "w100.png", (100, 60)),
+        (vec!["--width", "50", "--height", "50"], "box.png", (50, 30)),
+        (vec!["--scale", "8"], "x8.png", (320, 192)),
+    ] {
+        let out = dir.path().join(name);
+        let run = upres(&[&[input_str, "-o", out.to_str().unwrap()], flags.as_slice()].concat());
+        assert!(
+            run.status.success(),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert_eq!(size(&out), expected, "{flags:?}");
+        let output = image::open(&out).unwrap().to_rgb8();
+        let lanczos = image::imageops::resize(
+            &image::open(&input).unwrap().to_rgb8(),
+            expected.0,
+            expected.1,
+            image::imageops::FilterType::Lanczos3,
+        );
+        let mean_difference = output
+            .as_raw()
+            .iter()
+            .zip(lanczos.as_raw())
+            .map(|(a, b)| f64::from(a.abs_diff(*b)))
+            .sum::<f64>()
+            / output.as_raw().len() as f64;
+        assert!(
+            mean_difference < 12.0,
+            "{flags:?}: {mean_difference} levels from Lanczos"
+        );
+    }
+    let named = upres(&[
+        input_str,
+        "--scale",
+        "3",
+        "-o",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(named.status.success());
+    assert_eq!(
+        size(&dir.path().join("input_astronaut_24x40_x3.png")),
+        (120, 72)
+    );
+
+    for (flags, message) in [
+        (vec!["--scale", "17"], "from 1 to 16"),
+        (vec!["--scale", "0.5"], "from 1 to 16"),
+        (vec!["--scale", "3", "--width", "10"], "cannot be used with"),
+    ] {
+        let run = upres(&[&[input_str], flags.as_slice()].concat());
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(message), "{flags:?}: {stderr}");
+    }
+}

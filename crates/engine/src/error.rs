@@ -34,6 +34,8 @@ pub enum EngineError {
         scale: u32,
         supported: String,
     },
+    #[error("cannot upscale to that size: {0}")]
+    InvalidTarget(String),
     #[error("input is {size} bytes, more than the limit of {limit} bytes")]
     InputTooLarge { size: usize, limit: usize },
     #[error("input image is {width}x{height} pixels, more than the limit of {limit} pixels")]

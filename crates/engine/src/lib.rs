@@ -14,6 +14,7 @@ pub mod planar;
 pub mod registry;
 pub mod resample;
 pub mod runtime;
+pub mod target;
 pub mod tiling;
 
 pub use catalog::ModelTiling;
@@ -214,6 +215,49 @@ impl Engine {
         Ok(Image {
             pixels: out.into_image(),
             icc_profile: image.icc_profile.clone(),
+        })
+    }
+
+    /// Upscales to exactly `size` (any factor up to [`target::MAX_FACTOR`]): the model's scales
+    /// in the chain that reaches it ([`target::chain`]), then a Lanczos3 resample to the size.
+    /// `progress(run, runs, tiles_done, tiles_total)` after each tile.
+    pub fn upscale_to(
+        &self,
+        image: &Image,
+        model: &str,
+        size: (u32, u32),
+        preserve_alpha: bool,
+        progress: &dyn Fn(usize, usize, usize, usize),
+    ) -> Result<Image> {
+        let factor = (f64::from(size.0) / f64::from(image.width()))
+            .max(f64::from(size.1) / f64::from(image.height()));
+        let steps = target::chain(self.registry.model(model)?, factor)?;
+        let pixels = u64::from(size.0) * u64::from(size.1);
+        if pixels > self.limits.max_output_pixels {
+            return Err(EngineError::OutputTooLarge {
+                width: size.0.into(),
+                height: size.1.into(),
+                pixels,
+                limit: self.limits.max_output_pixels,
+            });
+        }
+        let mut current = std::borrow::Cow::Borrowed(image);
+        for (run, &scale) in steps.iter().enumerate() {
+            let request = UpscaleRequest {
+                model: model.to_string(),
+                scale,
+                preserve_alpha,
+            };
+            let step = |done, total| progress(run, steps.len(), done, total);
+            current = std::borrow::Cow::Owned(self.upscale_with_progress(&current, &request, &step)?);
+        }
+        let image = current.into_owned();
+        if (image.width(), image.height()) == size {
+            return Ok(image);
+        }
+        Ok(Image {
+            pixels: resample::resize(&image.pixels, size, true, Resample::Lanczos),
+            icc_profile: image.icc_profile,
         })
     }
 

@@ -118,6 +118,7 @@ impl JobError {
                 E::UnknownModel(..)
                 | E::ModelNotInstalled(..)
                 | E::UnsupportedScale { .. }
+                | E::InvalidTarget(_)
                 | E::InputTooLarge { .. }
                 | E::TooManyInputPixels { .. }
                 | E::OutputTooLarge { .. }

@@ -1,16 +1,18 @@
 //! `upres upscale`: a load -> upscale -> save pipeline over files, globs and folders. Decoding
 //! the next image and encoding the previous one run on their own threads while the model works.
 
-use std::path::{Path, PathBuf};
+mod inputs;
+
+use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
 use std::thread;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use upres_engine::{Engine, Image, OutputFormat, UpscaleRequest};
+use upres_engine::{Engine, Image, UpscaleRequest};
 use upres_server::EngineArgs;
 
-const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
+use self::inputs::Job;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Format {
@@ -24,13 +26,28 @@ pub struct UpscaleArgs {
     /// Image files, folders (their PNG/JPEG/WebP files) or glob patterns.
     #[arg(required = true)]
     inputs: Vec<String>,
-    /// Upscale factor.
-    #[arg(long, short, env = "UPRES_SCALE", default_value_t = 4, value_parser = parse_scale)]
-    scale: u32,
+    /// Upscale factor, 1 to 16 (e.g. 3 or 1.5): the model runs at the smallest of its scales
+    /// (or chain of them) that reaches it, then the result is resampled to the exact size.
+    #[arg(long, short, env = "UPRES_SCALE", default_value = "4", value_parser = parse_scale,
+        conflicts_with_all = ["width", "height"])]
+    scale: f64,
+    /// Output width in pixels (the aspect kept; with --height, the output fits inside both).
+    #[arg(long, env = "UPRES_WIDTH", value_parser = clap::value_parser!(u32).range(1..))]
+    width: Option<u32>,
+    /// Output height in pixels (the aspect kept).
+    #[arg(long, env = "UPRES_HEIGHT", value_parser = clap::value_parser!(u32).range(1..))]
+    height: Option<u32>,
+    /// Walk folders to any depth; under -o the folder tree is kept.
+    #[arg(long, short, env = "UPRES_RECURSIVE")]
+    recursive: bool,
+    /// Leave an input alone when its output exists already.
+    #[arg(long, env = "UPRES_SKIP_EXISTING")]
+    skip_existing: bool,
     /// Model id (`upres models` lists them).
     #[arg(long, short, env = "UPRES_MODEL", default_value = upres_engine::catalog::DEFAULT_MODEL)]
     model: String,
-    /// Output file (one input) or folder. Default: beside each input, as `<name>_x<scale>.<ext>`.
+    /// Output file (one input) or folder. Default: beside each input, as `<name>_x<scale>.<ext>`
+    /// (`_w<width>`, `_h<height>` or `_<width>x<height>` with those).
     #[arg(long, short, env = "UPRES_OUTPUT")]
     output: Option<PathBuf>,
     /// Output format. Default: from the output file's extension, else PNG.
@@ -46,32 +63,80 @@ pub struct UpscaleArgs {
     engine: EngineArgs,
 }
 
-fn parse_scale(s: &str) -> Result<u32, String> {
-    match s {
-        "2" => Ok(2),
-        "4" => Ok(4),
-        _ => Err("the scale is 2 or 4".into()),
+fn parse_scale(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(scale) if (1.0..=upres_engine::target::MAX_FACTOR).contains(&scale) => Ok(scale),
+        _ => Err(format!(
+            "the scale is a number from 1 to {}",
+            upres_engine::target::MAX_FACTOR
+        )),
     }
 }
 
-/// One unit of work: where it comes from and where it goes.
-struct Job {
-    input: PathBuf,
-    output: PathBuf,
-    format: OutputFormat,
+/// What each output's size is: a factor, or a box to fit in.
+#[derive(Clone, Copy)]
+enum Target {
+    Scale(f64),
+    Fit(Option<u32>, Option<u32>),
+}
+
+impl Target {
+    fn of(args: &UpscaleArgs) -> Self {
+        match (args.width, args.height) {
+            (None, None) => Target::Scale(args.scale),
+            (width, height) => Target::Fit(width, height),
+        }
+    }
+
+    /// The suffix of an output's name: `_x4`, `_x1.5`, `_w1920`, `_h1080`, `_1920x1080`.
+    fn suffix(self) -> String {
+        match self {
+            Target::Scale(scale) => format!("_x{scale}"),
+            Target::Fit(Some(w), None) => format!("_w{w}"),
+            Target::Fit(None, Some(h)) => format!("_h{h}"),
+            Target::Fit(w, h) => format!("_{}x{}", w.unwrap_or(0), h.unwrap_or(0)),
+        }
+    }
+
+    /// A model's native request (2 or 4) when the target is exactly one.
+    fn native(self) -> Option<u32> {
+        match self {
+            Target::Scale(s) if s == 2.0 || s == 4.0 => Some(s as u32),
+            _ => None,
+        }
+    }
 }
 
 /// Runs the batch. Returns Ok(false) when some file failed (each is reported, the batch goes on).
 pub fn run(args: UpscaleArgs) -> anyhow::Result<bool> {
-    let inputs = expand_inputs(&args.inputs)?;
-    let jobs = plan_outputs(&inputs, &args)?;
-    let engine = Engine::new(&args.engine.config())?;
-    let request = UpscaleRequest {
-        model: args.model.clone(),
-        scale: args.scale,
-        preserve_alpha: !args.no_alpha,
+    let target = Target::of(&args);
+    let inputs = inputs::expand(&args.inputs, args.recursive)?;
+    let planned = inputs::plan(&inputs, &args, &target.suffix())?;
+    let jobs: Vec<Job> = if args.skip_existing {
+        let (done, todo): (Vec<Job>, Vec<Job>) =
+            planned.into_iter().partition(|job| job.output.exists());
+        if !done.is_empty() {
+            eprintln!(
+                "skipped {} of {} images: their outputs exist",
+                done.len(),
+                inputs.len()
+            );
+        }
+        todo
+    } else {
+        planned
     };
-    engine.model(&request.model)?.plan(request.scale)?;
+    let engine = Engine::new(&args.engine.config())?;
+    let model = engine.model(&args.model)?;
+    match target {
+        Target::Scale(scale) if target.native().is_none() => {
+            upres_engine::target::chain(model, scale)?;
+        }
+        Target::Scale(scale) => {
+            model.plan(scale as u32)?;
+        }
+        Target::Fit(..) => {}
+    }
 
     let bars = MultiProgress::new();
     let overall = bars.add(ProgressBar::new(jobs.len() as u64));
@@ -115,12 +180,13 @@ pub fn run(args: UpscaleArgs) -> anyhow::Result<bool> {
         for (job, image) in decoded_rx {
             tiles.set_message(job.input.display().to_string());
             let upscaled = image.and_then(|image| {
-                Ok(
-                    engine.upscale_with_progress(&image, &request, &|done, total| {
-                        tiles.set_length(total as u64);
-                        tiles.set_position(done as u64);
-                    })?,
-                )
+                upscale(&engine, &image, &args, target, &|run, runs, done, total| {
+                    tiles.set_length(total as u64);
+                    tiles.set_position(done as u64);
+                    if runs > 1 {
+                        tiles.set_prefix(format!("run {}/{runs}", run + 1));
+                    }
+                })
             });
             match upscaled {
                 Ok(out) => encoded_tx
@@ -144,6 +210,36 @@ pub fn run(args: UpscaleArgs) -> anyhow::Result<bool> {
     Ok(failures == 0)
 }
 
+/// One image to its target: a native x2 / x4 as the API runs it, any other size through the
+/// engine's chain of scales and a resample.
+fn upscale(
+    engine: &Engine,
+    image: &Image,
+    args: &UpscaleArgs,
+    target: Target,
+    progress: &dyn Fn(usize, usize, usize, usize),
+) -> anyhow::Result<Image> {
+    let preserve_alpha = !args.no_alpha;
+    if let Some(scale) = target.native() {
+        let request = UpscaleRequest {
+            model: args.model.clone(),
+            scale,
+            preserve_alpha,
+        };
+        return Ok(engine
+            .upscale_with_progress(image, &request, &|done, total| progress(0, 1, done, total))?);
+    }
+    let size = match target {
+        Target::Scale(scale) => {
+            upres_engine::target::scaled((image.width(), image.height()), scale)
+        }
+        Target::Fit(width, height) => {
+            upres_engine::target::fit((image.width(), image.height()), width, height)?.0
+        }
+    };
+    Ok(engine.upscale_to(image, &args.model, size, preserve_alpha, progress)?)
+}
+
 fn report(bars: &MultiProgress, job: &Job, err: &anyhow::Error) {
     bars.suspend(|| eprintln!("failed: {}: {err:#}", job.input.display()));
 }
@@ -154,98 +250,4 @@ fn save(job: &Job, image: &Image) -> anyhow::Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::write(&job.output, bytes).with_context(|| format!("writing {}", job.output.display()))
-}
-
-fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
-/// Files as given, folders as their image files (sorted), globs as their matches.
-fn expand_inputs(inputs: &[String]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for input in inputs {
-        let path = Path::new(input);
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_image(p))
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else if path.exists() {
-            files.push(path.to_path_buf());
-        } else if input.contains(['*', '?', '[']) {
-            let matches: Vec<PathBuf> = glob::glob(input)?
-                .filter_map(Result::ok)
-                .filter(|p| p.is_file())
-                .collect();
-            if matches.is_empty() {
-                bail!("no file matches {input}");
-            }
-            files.extend(matches);
-        } else {
-            bail!("no such file or folder: {input}");
-        }
-    }
-    if files.is_empty() {
-        bail!("no images found in {}", inputs.join(" "));
-    }
-    Ok(files)
-}
-
-fn output_format(format: Option<Format>, output: Option<&Path>, quality: u8) -> OutputFormat {
-    let from_extension = || match output?.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-        "jpg" | "jpeg" => Some(Format::Jpeg),
-        "webp" => Some(Format::Webp),
-        "png" => Some(Format::Png),
-        _ => None,
-    };
-    match format.or_else(from_extension).unwrap_or(Format::Png) {
-        Format::Png => OutputFormat::Png,
-        Format::Jpeg => OutputFormat::Jpeg { quality },
-        Format::Webp => OutputFormat::WebP,
-    }
-}
-
-/// Where each input goes: `-o` as a file when there is one input and it is not a folder,
-/// else `-o` as a folder (or the input's folder) with `<name>_x<scale>.<ext>`.
-fn plan_outputs(inputs: &[PathBuf], args: &UpscaleArgs) -> anyhow::Result<Vec<Job>> {
-    let single_file = match &args.output {
-        Some(out) => inputs.len() == 1 && !out.is_dir() && out.extension().is_some(),
-        None => false,
-    };
-    let file_target = args.output.as_deref().filter(|_| single_file);
-    let format = output_format(args.format, file_target, args.quality);
-    let jobs: Vec<Job> = inputs
-        .iter()
-        .map(|input| {
-            let output = match (&args.output, single_file) {
-                (Some(out), true) => out.clone(),
-                (folder, _) => {
-                    let stem = input.file_stem().unwrap_or_default().to_string_lossy();
-                    let dir = folder
-                        .clone()
-                        .unwrap_or_else(|| input.parent().unwrap_or(Path::new("")).to_path_buf());
-                    dir.join(format!("{stem}_x{}.{}", args.scale, format.extension()))
-                }
-            };
-            Job {
-                input: input.clone(),
-                output,
-                format,
-            }
-        })
-        .collect();
-    let mut seen = std::collections::HashSet::new();
-    for job in &jobs {
-        if !seen.insert(&job.output) {
-            bail!(
-                "two inputs would both be written to {}",
-                job.output.display()
-            );
-        }
-    }
-    Ok(jobs)
 }
