@@ -494,7 +494,8 @@ async fn playground_upscales_an_upload_x2_and_x4_with_nothing_from_outside() {
     if std::env::var_os("UPRES_BLESS").is_some() {
         browser.set("split", "50", "input").await;
         browser.set("api-key", "", "input").await;
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/src/images/playground.png");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/src/images/playground.png");
         std::fs::write(&path, browser.screenshot().await).unwrap();
         eprintln!("wrote {}", path.display());
     }
