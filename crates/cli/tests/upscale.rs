@@ -296,3 +296,101 @@ fn any_factor_and_exact_sizes() {
         assert!(stderr.contains(message), "{flags:?}: {stderr}");
     }
 }
+
+/// `--model PATH.onnx`: one of our converted models copied elsewhere runs as a user's own (its
+/// scale probed, the default tiling), close to the same model run by id; files that are not
+/// super-resolution models are refused with what is wrong.
+#[test]
+fn a_model_file_of_ones_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/models");
+    let mine = dir.path().join("my-upscaler.onnx");
+    std::fs::copy(models.join("esrgan-slim-x2.onnx"), &mine).unwrap();
+    let by_path = dir.path().join("by_path.png");
+    let by_id = dir.path().join("by_id.png");
+    let input = golden_png();
+    let input = input.to_str().unwrap();
+    for (model, out, scale) in [
+        (mine.to_str().unwrap(), &by_path, "2"),
+        ("esrgan-slim", &by_id, "2"),
+    ] {
+        let run = run_upres(&[
+            "upscale",
+            input,
+            "--model",
+            model,
+            "-s",
+            scale,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            run.status.success(),
+            "{model}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    let (a, b) = (
+        image::open(&by_path).unwrap().to_rgb8(),
+        image::open(&by_id).unwrap().to_rgb8(),
+    );
+    assert_eq!(a.dimensions(), (80, 48));
+    assert_eq!(a.dimensions(), b.dimensions());
+    let mean = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| f64::from(x.abs_diff(*y)))
+        .sum::<f64>()
+        / a.as_raw().len() as f64;
+    // Only the border pad differs (the default 16 px against esrgan-slim's measured 8).
+    assert!(mean < 1.0, "{mean} levels apart");
+
+    // x3 from the x2-only file: the chain x2, x2, then a resample.
+    let x3 = dir.path().join("x3.png");
+    let run = run_upres(&[
+        "upscale",
+        input,
+        "--model",
+        mine.to_str().unwrap(),
+        "-s",
+        "3",
+        "-o",
+        x3.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(size(&x3), (120, 72));
+
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, b"not a model").unwrap();
+    for (file, reason) in [
+        (junk.to_str().unwrap().to_string(), "cannot load it"),
+        (
+            models.join("open-nsfw.onnx").to_str().unwrap().to_string(),
+            "not [batch, 3, height, width]",
+        ),
+        (
+            dir.path().join("absent.onnx").to_str().unwrap().to_string(),
+            "no such file",
+        ),
+    ] {
+        let run = run_upres(&[
+            "upscale",
+            input,
+            "--model",
+            &file,
+            "-o",
+            dir.path().join("x.png").to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{file}: {stderr}");
+        assert!(
+            stderr.contains("not a super-resolution model") && stderr.contains(reason),
+            "{file}: {stderr}"
+        );
+    }
+}

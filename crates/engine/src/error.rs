@@ -34,6 +34,8 @@ pub enum EngineError {
         scale: u32,
         supported: String,
     },
+    #[error("{} is not a super-resolution model: {reason}", path.display())]
+    NotAnUpscaler { path: PathBuf, reason: String },
     #[error("cannot upscale to that size: {0}")]
     InvalidTarget(String),
     #[error("input is {size} bytes, more than the limit of {limit} bytes")]

@@ -16,6 +16,7 @@ pub mod resample;
 pub mod runtime;
 pub mod target;
 pub mod tiling;
+pub mod user_model;
 
 pub use catalog::ModelTiling;
 pub use codec::{decode, encode, Image, Limits, OutputFormat};
@@ -83,6 +84,12 @@ impl Engine {
 
     pub fn model(&self, id: &str) -> Result<&ModelInfo> {
         self.registry.model(id)
+    }
+
+    /// Adds a model file of the user's (`--model PATH.onnx`, see [`user_model`]); returns the
+    /// id to name it by (its path).
+    pub fn add_model_file(&mut self, path: &std::path::Path) -> Result<String> {
+        self.registry.add_file(path)
     }
 
     pub fn limits(&self) -> Limits {
@@ -249,7 +256,8 @@ impl Engine {
                 preserve_alpha,
             };
             let step = |done, total| progress(run, steps.len(), done, total);
-            current = std::borrow::Cow::Owned(self.upscale_with_progress(&current, &request, &step)?);
+            current =
+                std::borrow::Cow::Owned(self.upscale_with_progress(&current, &request, &step)?);
         }
         let image = current.into_owned();
         if (image.width(), image.height()) == size {

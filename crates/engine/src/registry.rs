@@ -11,6 +11,7 @@ use crate::catalog::{self, CatalogEntry, ModelTiling};
 use crate::error::{EngineError, Result};
 use crate::inference::SrModel;
 use crate::runtime::{self, Device, SharedSession};
+use crate::user_model;
 
 /// File name of the content-moderation classifier in the models folder.
 pub const CLASSIFIER_FILE: &str = "open-nsfw.onnx";
@@ -62,6 +63,8 @@ pub struct Registry {
     intra_threads: usize,
     device: Device,
     models: BTreeMap<String, ModelInfo>,
+    /// Model files outside the models folder, by id (a user's own, `--model PATH.onnx`).
+    files: HashMap<String, PathBuf>,
     sessions: Mutex<HashMap<PathBuf, SharedSession>>,
 }
 
@@ -79,6 +82,7 @@ impl Registry {
             intra_threads,
             device,
             models: installed(dir)?,
+            files: HashMap::new(),
             sessions: Mutex::default(),
         })
     }
@@ -101,9 +105,46 @@ impl Registry {
         })
     }
 
-    /// The session for `<id>-x<scale>.onnx`, loaded on first use.
+    /// The session for `<id>-x<scale>.onnx` (or a user's file), loaded on first use.
     pub fn sr_session(&self, id: &str, native_scale: u32) -> Result<SharedSession> {
-        self.session(&format!("{id}-x{native_scale}.onnx"), id)
+        match self.files.get(id) {
+            Some(path) => self.session_at(path.clone(), id),
+            None => self.session(&format!("{id}-x{native_scale}.onnx"), id),
+        }
+    }
+
+    /// A super-resolution model file of the user's, anywhere: checked to be one image in, one
+    /// image out, its scale found by a probe run ([`user_model::probe`]), then listed under its
+    /// path as id with the default tiling. Returns the id.
+    pub fn add_file(&mut self, path: &Path) -> Result<String> {
+        let id = path.display().to_string();
+        if !path.is_file() {
+            return Err(EngineError::NotAnUpscaler {
+                path: path.to_path_buf(),
+                reason: "there is no such file".into(),
+            });
+        }
+        let session = self
+            .session_at(path.to_path_buf(), &id)
+            .map_err(|e| match e {
+                EngineError::ModelMissing { .. } => e,
+                other => EngineError::NotAnUpscaler {
+                    path: path.to_path_buf(),
+                    reason: format!("ONNX Runtime cannot load it ({other})"),
+                },
+            })?;
+        let scale = user_model::probe(&session, path)?;
+        self.files.insert(id.clone(), path.to_path_buf());
+        self.models.insert(
+            id.clone(),
+            ModelInfo {
+                id: id.clone(),
+                native_scales: vec![scale],
+                tiling: ModelTiling::default(),
+                catalog: None,
+            },
+        );
+        Ok(id)
     }
 
     /// What the engine runs a tile of `model` with: the whole model's session, or, for a
@@ -126,7 +167,10 @@ impl Registry {
     }
 
     fn session(&self, file: &str, model: &str) -> Result<SharedSession> {
-        let path = self.dir.join(file);
+        self.session_at(self.dir.join(file), model)
+    }
+
+    fn session_at(&self, path: PathBuf, model: &str) -> Result<SharedSession> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(session) = sessions.get(&path) {
             return Ok(session.clone());

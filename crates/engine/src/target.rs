@@ -61,11 +61,7 @@ pub fn fit(
         (Some(tw), Some(th)) => (f64::from(tw) / f64::from(w)).min(f64::from(th) / f64::from(h)),
         (Some(tw), None) => f64::from(tw) / f64::from(w),
         (None, Some(th)) => f64::from(th) / f64::from(h),
-        (None, None) => {
-            return Err(EngineError::InvalidTarget(
-                "no width or height".to_string(),
-            ))
-        }
+        (None, None) => return Err(EngineError::InvalidTarget("no width or height".to_string())),
     };
     let size = match (width, height) {
         (Some(tw), None) => (tw, ((f64::from(h) * factor).round() as u32).max(1)),
@@ -103,7 +99,11 @@ mod tests {
             (16.0, vec![4, 4]),
         ] {
             let chain = chain(&both, factor).unwrap();
-            assert_eq!(chain.iter().product::<u32>(), expected.iter().product::<u32>(), "{factor}");
+            assert_eq!(
+                chain.iter().product::<u32>(),
+                expected.iter().product::<u32>(),
+                "{factor}"
+            );
             assert_eq!(chain.len(), expected.len(), "{factor}");
         }
         assert_eq!(chain(&model(&[2]), 3.0).unwrap(), vec![2, 2]);
@@ -122,7 +122,10 @@ mod tests {
         assert_eq!(scaled((3, 1), 1.5), (5, 2));
         assert_eq!(fit((100, 50), Some(300), None).unwrap(), ((300, 150), 3.0));
         assert_eq!(fit((100, 50), None, Some(100)).unwrap(), ((200, 100), 2.0));
-        assert_eq!(fit((100, 50), Some(300), Some(100)).unwrap(), ((200, 100), 2.0));
+        assert_eq!(
+            fit((100, 50), Some(300), Some(100)).unwrap(),
+            ((200, 100), 2.0)
+        );
         assert!(fit((100, 50), None, None).is_err());
     }
 }

@@ -43,7 +43,8 @@ pub struct UpscaleArgs {
     /// Leave an input alone when its output exists already.
     #[arg(long, env = "UPRES_SKIP_EXISTING")]
     skip_existing: bool,
-    /// Model id (`upres models` lists them).
+    /// Model id (`upres models` lists them), or the path of a super-resolution model of your
+    /// own (`.onnx`: one NCHW RGB float image in 0..1 in, one out; its scale is probed).
     #[arg(long, short, env = "UPRES_MODEL", default_value = upres_engine::catalog::DEFAULT_MODEL)]
     model: String,
     /// Output file (one input) or folder. Default: beside each input, as `<name>_x<scale>.<ext>`
@@ -126,7 +127,10 @@ pub fn run(args: UpscaleArgs) -> anyhow::Result<bool> {
     } else {
         planned
     };
-    let engine = Engine::new(&args.engine.config())?;
+    let mut engine = Engine::new(&args.engine.config())?;
+    if args.model.ends_with(".onnx") {
+        engine.add_model_file(std::path::Path::new(&args.model))?;
+    }
     let model = engine.model(&args.model)?;
     match target {
         Target::Scale(scale) if target.native().is_none() => {
