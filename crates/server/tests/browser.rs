@@ -455,6 +455,19 @@ async fn playground_upscales_an_upload_x2_and_x4_with_nothing_from_outside() {
         "30%"
     );
 
+    // The docs' screenshot: the photo before and after the last (span x4) run, split in the
+    // middle.
+    if std::env::var_os("UPRES_BLESS").is_some() {
+        browser.set("split", "50", "input").await;
+        browser.set("api-key", "", "input").await;
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/src/images/playground.png");
+        std::fs::write(&path, browser.screenshot().await).unwrap();
+        eprintln!("wrote {}", path.display());
+        browser.type_into("#api-key", "sk-play").await;
+    }
+    browser.set("split", "30", "input").await;
+
     // An image URL: the server fetches it; the page never loads it, so there is no "before".
     let host = image_host(png(20, 12, false)).await;
     browser.type_into("#url", &format!("{host}/img.png")).await;
@@ -491,14 +504,6 @@ async fn playground_upscales_an_upload_x2_and_x4_with_nothing_from_outside() {
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
 
-    if std::env::var_os("UPRES_BLESS").is_some() {
-        browser.set("split", "50", "input").await;
-        browser.set("api-key", "", "input").await;
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/src/images/playground.png");
-        std::fs::write(&path, browser.screenshot().await).unwrap();
-        eprintln!("wrote {}", path.display());
-    }
     browser.quit().await;
 }
 
@@ -536,6 +541,11 @@ async fn docs_page_renders_with_nothing_from_outside() {
         })
         .sum();
     assert_eq!(operations, json!(expected), "one block per operation");
+    // The two APIs' own routes come first, the admin API last.
+    let sections = browser
+        .eval("[...document.querySelectorAll('.swagger-ui .opblock-tag')].map(e => e.dataset.tag)")
+        .await;
+    assert_eq!(sections, json!(["v1", "v2", "bria", "operations", "admin"]));
     assert_only_from(
         &browser,
         &origin(&server),

@@ -39,6 +39,14 @@ async fn the_server_serves_it_and_it_covers_every_route() {
     assert_eq!(status, StatusCode::OK);
     let generated: Value = serde_json::from_str(&upres_server::openapi_document()).unwrap();
     assert_eq!(served, generated);
+    // /docs groups operations by these tags, in this order: the two APIs before the admin API.
+    let tags: Vec<&str> = served["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["v1", "v2", "bria", "operations", "admin"]);
     let paths = served["paths"].as_object().unwrap();
     for (method, route) in [
         ("post", "/v1/{slug}"),
