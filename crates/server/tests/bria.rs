@@ -10,25 +10,15 @@ use common::python::{pinned_python, run_driver};
 use common::*;
 use upres_server::EngineKind;
 
-fn image(width: u32, height: u32) -> (String, String) {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(png(width, height, true));
-    (encoded, format!("{width}x{height}"))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_bria_client_works_unchanged() {
+/// Runs tests/bria/bria_driver.py in `mode` against `server`, with a `width` x `height` PNG.
+async fn drive(server: &TestServer, mode: &str, (width, height): (u32, u32)) {
     let python = pinned_python("bria-client", "0.3.1");
-    // Every moderated call is refused: the real classifier's score is always >= 0.
-    let strict = ["--moderation-threshold", "0"];
-    let engine = upres_engine::Engine::new(&args(&strict).engine.config()).unwrap();
-    let flags = ["--model", "esrgan-slim", "--api-keys", "bria-key"];
-    let server = TestServer::start(&flags, std::sync::Arc::new(engine)).await;
-    let (image, size) = image(20, 14);
+    let image = base64::engine::general_purpose::STANDARD.encode(png(width, height, true));
     let env = [
         ("UPRES_BASE_URL", server.url.clone()),
-        ("UPRES_MODE", "engine".to_string()),
+        ("UPRES_MODE", mode.to_string()),
         ("UPRES_IMAGE", image),
-        ("UPRES_IMAGE_SIZE", size),
+        ("UPRES_IMAGE_SIZE", format!("{width}x{height}")),
     ];
     run_driver(
         &python,
@@ -40,17 +30,22 @@ async fn the_official_bria_client_works_unchanged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_bria_client_works_unchanged() {
+    // Every moderated call is refused: the real classifier's score is always >= 0.
+    let strict = ["--moderation-threshold", "0"];
+    let engine = upres_engine::Engine::new(&args(&strict).engine.config()).unwrap();
+    let flags = ["--model", "esrgan-slim", "--api-keys", "bria-key"];
+    let server = TestServer::start(&flags, std::sync::Arc::new(engine)).await;
+    drive(&server, "engine", (20, 14)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bria_and_segmind_calls_share_the_queue_and_the_limits() {
-    let python = pinned_python("bria-client", "0.3.1");
     let keys = tempfile::tempdir().unwrap();
-    let keys_file = keys.path().join("keys.toml");
-    std::fs::write(
-        &keys_file,
-        [("steady", ""), ("doomed", ""), ("free", "plan = 'free'")]
-            .map(|(name, extra)| format!("[[keys]]\nkey = 'sk-{name}'\nname = '{name}'\n{extra}\n"))
-            .concat(),
-    )
-    .unwrap();
+    let keys_file = keys_file(
+        keys.path(),
+        &[("steady", ""), ("doomed", ""), ("free", "plan = 'free'")],
+    );
     let flags = [
         "--engine",
         "fast-nearest",
@@ -68,18 +63,5 @@ async fn bria_and_segmind_calls_share_the_queue_and_the_limits() {
         "bria@doomed:1:fail=GPU exploded",
     ];
     let server = TestServer::start(&flags, EngineKind::FastNearest.upscaler(engine())).await;
-    let (image, size) = image(12, 10);
-    let env = [
-        ("UPRES_BASE_URL", server.url.clone()),
-        ("UPRES_MODE", "emulation".to_string()),
-        ("UPRES_IMAGE", image),
-        ("UPRES_IMAGE_SIZE", size),
-    ];
-    run_driver(
-        &python,
-        "bria/bria_driver.py",
-        &env,
-        "all Bria client checks passed",
-    )
-    .await;
+    drive(&server, "emulation", (12, 10)).await;
 }

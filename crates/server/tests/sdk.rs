@@ -43,21 +43,17 @@ async fn the_official_sdk_works_unchanged() {
 async fn the_official_sdk_sees_the_hosted_errors_in_load_testing_mode() {
     let python = sdk_python();
     let keys = tempfile::tempdir().unwrap();
-    let keys_file = keys.path().join("keys.toml");
-    std::fs::write(
-        &keys_file,
-        [
+    let keys_file = keys_file(
+        keys.path(),
+        &[
             ("free", "plan = 'free'"),
             ("broke", "credits = 0"),
             ("blocked", "models = []"),
             ("flaky", ""),
             ("doomed", ""),
             ("steady", ""),
-        ]
-        .map(|(name, extra)| format!("[[keys]]\nkey = 'sk-{name}'\nname = '{name}'\n{extra}\n"))
-        .concat(),
-    )
-    .unwrap();
+        ],
+    );
     let flags = [
         "--engine",
         "fast-nearest",

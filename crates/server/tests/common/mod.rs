@@ -330,3 +330,14 @@ pub fn assert_error(
 mod redis;
 #[allow(unused_imports)]
 pub use redis::RedisServer;
+
+/// A keys file in `dir` with one key `sk-<name>` per `(name, extra TOML lines)`.
+pub fn keys_file(dir: &std::path::Path, keys: &[(&str, &str)]) -> std::path::PathBuf {
+    let path = dir.join("keys.toml");
+    let text: String = keys
+        .iter()
+        .map(|(name, extra)| format!("[[keys]]\nkey = 'sk-{name}'\nname = '{name}'\n{extra}\n"))
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
