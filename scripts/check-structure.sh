@@ -28,6 +28,8 @@
 # Exits non-zero, naming what failed, when either check fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/pinned-tool.sh
+source scripts/pinned-tool.sh
 
 cargo_cycles_version=0.2.0
 max_lines=450
@@ -41,13 +43,7 @@ failed=()
 root=${CARGO_CYCLES_ROOT:-.cache/tools/cargo-cycles}
 [[ "$root" = /* ]] || root=$PWD/$root
 cargo_cycles=$root/bin/cargo-cycles
-if [ "$("$cargo_cycles" --version 2>/dev/null)" = "cargo-cycles $cargo_cycles_version" ]; then
-    echo "cargo-cycles $cargo_cycles_version: ok"
-else
-    start=$SECONDS
-    cargo install --quiet --locked --force cargo-cycles --version "=$cargo_cycles_version" --root "$root"
-    echo "cargo-cycles $cargo_cycles_version: installed in $((SECONDS - start)) s"
-fi
+install_pinned cargo-cycles "$cargo_cycles_version" "$root"
 
 for dir in "${crates[@]}"; do
     # Run from the crate's folder, named by its absolute path: cargo-cycles reads ./Cargo.toml

@@ -7,17 +7,15 @@
 # Usage: scripts/docs.sh [--install]   (--install: only install mdbook)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/pinned-tool.sh
+source scripts/pinned-tool.sh
 
 mdbook_version=0.5.4
 root=.cache/tools/mdbook
 mdbook=$root/bin/mdbook
-if [ "$("$mdbook" --version 2>/dev/null)" != "mdbook v$mdbook_version" ]; then
-    echo "installing mdbook $mdbook_version into $root (a few minutes, once)"
-    # Without the default features (serve, watch, search): only `mdbook build` is used.
-    cargo install --quiet --locked --force mdbook --version "=$mdbook_version" \
-        --no-default-features --root "$root"
-fi
-echo "mdbook: $("$mdbook" --version)"
+# Without the default features (serve, watch, search): only `mdbook build` is used. A few
+# minutes, once.
+install_pinned mdbook "$mdbook_version" "$root" --no-default-features
 [ "${1:-}" = "--install" ] && exit 0
 "$mdbook" build docs
 echo "the book: target/book/index.html"

@@ -23,6 +23,8 @@
 # over the cap; the input is saved under fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/pinned-tool.sh
+source scripts/pinned-tool.sh
 
 cargo_fuzz_version=0.13.2
 all_targets=(request_body image_field decode)
@@ -43,13 +45,7 @@ sanitizer=${FUZZ_SANITIZER:-none}
 # --- cargo-fuzz, pinned ---
 root=${CARGO_FUZZ_ROOT:-.cache/cargo-fuzz}
 cargo_fuzz=$root/bin/cargo-fuzz
-if [ "$("$cargo_fuzz" fuzz --version 2>/dev/null)" = "cargo-fuzz $cargo_fuzz_version" ]; then
-    echo "cargo-fuzz $cargo_fuzz_version: ok"
-else
-    start=$SECONDS
-    cargo install --quiet --locked --force cargo-fuzz --version "=$cargo_fuzz_version" --root "$root"
-    echo "cargo-fuzz $cargo_fuzz_version: installed in $((SECONDS - start)) s"
-fi
+install_pinned cargo-fuzz "$cargo_fuzz_version" "$root"
 
 # --- toolchain ---
 if [ -z "${RUSTUP_TOOLCHAIN:-}" ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then

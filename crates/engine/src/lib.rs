@@ -128,19 +128,24 @@ impl Engine {
     ) -> Result<(&ModelInfo, u32, u32)> {
         let model = self.registry.model(&request.model)?;
         let (native, downscale) = model.plan(request.scale)?;
-        let (w, h) = (
+        self.check_output_area(
             u64::from(width) * u64::from(request.scale),
             u64::from(height) * u64::from(request.scale),
-        );
-        if w * h > self.limits.max_output_pixels {
+        )?;
+        Ok((model, native, downscale))
+    }
+
+    /// An output of `width` x `height` is within the output-area limit.
+    fn check_output_area(&self, width: u64, height: u64) -> Result<()> {
+        if width * height > self.limits.max_output_pixels {
             return Err(EngineError::OutputTooLarge {
-                width: w,
-                height: h,
-                pixels: w * h,
+                width,
+                height,
+                pixels: width * height,
                 limit: self.limits.max_output_pixels,
             });
         }
-        Ok((model, native, downscale))
+        Ok(())
     }
 
     /// How an image of `(width, height)` is tiled for `model` at `scale`: the model's tiling
@@ -239,15 +244,7 @@ impl Engine {
         let factor = (f64::from(size.0) / f64::from(image.width()))
             .max(f64::from(size.1) / f64::from(image.height()));
         let steps = target::chain(self.registry.model(model)?, factor)?;
-        let pixels = u64::from(size.0) * u64::from(size.1);
-        if pixels > self.limits.max_output_pixels {
-            return Err(EngineError::OutputTooLarge {
-                width: size.0.into(),
-                height: size.1.into(),
-                pixels,
-                limit: self.limits.max_output_pixels,
-            });
-        }
+        self.check_output_area(size.0.into(), size.1.into())?;
         let mut current = std::borrow::Cow::Borrowed(image);
         for (run, &scale) in steps.iter().enumerate() {
             let request = UpscaleRequest {

@@ -124,15 +124,12 @@ impl Registry {
                 reason: "there is no such file".into(),
             });
         }
-        let session = self
-            .session_at(path.to_path_buf(), &id)
-            .map_err(|e| match e {
-                EngineError::ModelMissing { .. } => e,
-                other => EngineError::NotAnUpscaler {
+        let session =
+            self.session_at(path.to_path_buf(), &id)
+                .map_err(|e| EngineError::NotAnUpscaler {
                     path: path.to_path_buf(),
-                    reason: format!("ONNX Runtime cannot load it ({other})"),
-                },
-            })?;
+                    reason: format!("ONNX Runtime cannot load it ({e})"),
+                })?;
         let scale = user_model::probe(&session, path)?;
         self.files.insert(id.clone(), path.to_path_buf());
         self.models.insert(

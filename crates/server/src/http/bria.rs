@@ -83,13 +83,12 @@ pub(crate) async fn status(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ServerError> {
-    let found = match Uuid::parse_str(&id) {
-        Ok(uuid) => jobs.view(&uuid).await?.map(|view| (uuid, view)),
-        Err(_) => None,
-    };
-    let Some((uuid, view)) = found else {
-        let body = json!({ "status": "NOT_FOUND", "request_id": id });
-        return Ok((StatusCode::NOT_FOUND, Json(body)).into_response());
+    let (uuid, view) = match super::v2::find(jobs.as_ref(), &id).await {
+        Err(ServerError::RequestNotFound(_)) => {
+            let body = json!({ "status": "NOT_FOUND", "request_id": id });
+            return Ok((StatusCode::NOT_FOUND, Json(body)).into_response());
+        }
+        found => found?,
     };
     Ok(Json(status_body(&view, &Urls::new(&service, &headers, uuid))).into_response())
 }
